@@ -1,0 +1,43 @@
+"""`python -m devcloud [--port 8443] [--state-dir var/devcloud] [--seed devcloud/seeds/demo.json]`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import uvicorn
+
+from devcloud.directory import DEFAULT_SEED, load_directory
+from devcloud.pki import ensure_pki
+from devcloud.state import State
+from devcloud.web import create_app
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="devcloud", description=__doc__)
+    parser.add_argument("--port", type=int, default=8443)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--state-dir", type=Path, default=Path("var/devcloud"))
+    parser.add_argument("--seed", type=Path, default=DEFAULT_SEED)
+    parser.add_argument("--log-level", default="warning")
+    args = parser.parse_args(argv)
+
+    ensure_pki(args.state_dir)
+    directory = load_directory(args.seed, port=args.port)
+    state = State(directory=directory, state_dir=args.state_dir, base_url=f"https://{args.host}:{args.port}")
+    logging.basicConfig(level=args.log_level.upper())
+    print(f"devcloud: https://{args.host}:{args.port} (CA {args.state_dir / 'ca.pem'})", flush=True)
+    uvicorn.run(
+        create_app(state),
+        host=args.host,
+        port=args.port,
+        ssl_certfile=str(args.state_dir / "server.pem"),
+        ssl_keyfile=str(args.state_dir / "server-key.pem"),
+        log_level=args.log_level,
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""The control API under `/_devcloud/` for tests, benchmarks and people: state, faults, request log."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from devcloud import faults
+from devcloud.directory import Tenant, User
+from devcloud.entra import tokens
+from devcloud.scopes import GRAPH, parse, qualify
+from devcloud.state import DEFAULT_SETTINGS, State
+
+
+def _state(request: Request) -> State:
+    state: State = request.app.state.devcloud
+    return state
+
+
+def _bad(message: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    if not body:
+        return {}
+    data = await request.json()
+    if not isinstance(data, dict):
+        raise ValueError("the body must be a JSON object")
+    return data
+
+
+def _user(state: State, ref: str) -> User | None:
+    return state.directory.user(ref)
+
+
+def _tenant(state: State, ref: str) -> Tenant | None:
+    return state.directory.tenant(ref)
+
+
+async def directory(request: Request) -> Response:
+    state = _state(request)
+    tenants = [
+        {
+            "name": t.name, "id": t.id, "domain": t.domain, "display_name": t.display_name,
+            "users": [
+                {"upn": u.upn, "id": u.id, "display_name": u.display_name, "roles": list(u.roles),
+                 "wids": u.wids, "enabled": state.is_enabled(u)}
+                for u in t.users
+            ],
+        }
+        for t in state.directory.tenants.values()
+    ]
+    apps = [
+        {"name": a.name, "client_id": a.client_id, "home_tenant": a.home_tenant_id,
+         "redirect_uris": list(a.redirect_uris), "required_scopes": list(a.required_scopes)}
+        for a in state.directory.apps.values()
+    ]
+    acs = [{"name": r.name, "id": r.id, "vendor_app": r.vendor_app, "connection_string": r.connection_string()}
+           for r in state.directory.acs_resources]
+    grants = {k: g.to_json() for k, g in state.grants.items()}
+    return JSONResponse({"base_url": state.base_url, "tenants": tenants, "apps": apps,
+                         "acs_resources": acs, "grants": grants})
+
+
+async def reset(request: Request) -> Response:
+    _state(request).reset()
+    return JSONResponse({"reset": True})
+
+
+async def revoke_consent(request: Request) -> Response:
+    state = _state(request)
+    tenant = _tenant(state, request.path_params["tenant"])
+    app = state.directory.apps.get(request.path_params["client_id"])
+    if tenant is None or app is None:
+        return _bad("unknown tenant or app", 404)
+    body = await _json(request)
+    state.revoke_consent(tenant=tenant, app=app, remove_app=bool(body.get("remove_app", True)))
+    return JSONResponse({"revoked": True, "tenant": tenant.id, "client_id": app.client_id})
+
+
+async def grant_consent(request: Request) -> Response:
+    """Record a tenant-wide grant as an admin would, without the browser (test set-up)."""
+    state = _state(request)
+    tenant = _tenant(state, request.path_params["tenant"])
+    app = state.directory.apps.get(request.path_params["client_id"])
+    if tenant is None or app is None:
+        return _bad("unknown tenant or app", 404)
+    admin = next((u for u in tenant.users if u.can_consent_for_tenant), None)
+    if admin is None:
+        return _bad("the tenant has no admin who may consent", 409)
+    body = await _json(request)
+    wanted = qualify(body.get("scopes") or list(app.required_scopes))
+    state.record_consent(user=admin, app=app, scopes=wanted, tenant_wide=True)
+    return JSONResponse({"granted": sorted(wanted), "tenant": tenant.id, "client_id": app.client_id})
+
+
+async def revoke_sessions(request: Request) -> Response:
+    state = _state(request)
+    user = _user(state, request.path_params["user"])
+    if user is None:
+        return _bad("unknown user", 404)
+    state.revoke_sessions(user)
+    return JSONResponse({"revoked": True, "user": user.id})
+
+
+async def set_enabled(request: Request) -> Response:
+    state = _state(request)
+    user = _user(state, request.path_params["user"])
+    if user is None:
+        return _bad("unknown user", 404)
+    if request.path_params["action"] not in ("enable", "disable"):
+        return _bad("unknown action", 404)
+    enabled = request.path_params["action"] == "enable"
+    state.set_enabled(user, enabled)
+    return JSONResponse({"user": user.id, "enabled": enabled})
+
+
+async def rotate_keys(request: Request) -> Response:
+    state = _state(request)
+    body = await _json(request)
+    key = state.keys.rotate(retire_old=bool(body.get("retire_old", False)))
+    return JSONResponse({"kid": key.kid, "published": [k.kid for k in state.keys.keys]})
+
+
+async def fault_list(request: Request) -> Response:
+    state = _state(request)
+    if request.method == "DELETE":
+        state.faults.clear()
+        return JSONResponse({"faults": []})
+    if request.method == "POST":
+        try:
+            state.faults.append(faults.validate(await _json(request)))
+        except ValueError as exc:
+            return _bad(str(exc))
+    return JSONResponse({"faults": state.faults})
+
+
+async def settings(request: Request) -> Response:
+    state = _state(request)
+    if request.method == "PUT":
+        try:
+            body = await _json(request)
+        except ValueError as exc:
+            return _bad(str(exc))
+        unknown = set(body) - DEFAULT_SETTINGS.keys()
+        if unknown:
+            return _bad(f"unknown settings: {sorted(unknown)}")
+        state.settings.update(body)
+        state.save()
+    return JSONResponse(state.settings)
+
+
+async def requests_log(request: Request) -> Response:
+    state = _state(request)
+    if request.method == "DELETE":
+        state.request_log.clear()
+        state.counters.clear()
+        return JSONResponse({"requests": []})
+    service = request.query_params.get("service")
+    endpoint = request.query_params.get("endpoint")
+    since = int(request.query_params.get("since", "0"))
+    entries = [
+        e for e in state.request_log
+        if e["id"] > since and (not service or e["service"] == service)
+        and (not endpoint or e["endpoint"] == endpoint)
+    ]
+    return JSONResponse({"requests": entries})
+
+
+async def counters(request: Request) -> Response:
+    return JSONResponse(_state(request).counters)
+
+
+async def mint_token(request: Request) -> Response:
+    """An access token as Entra would issue it, with its times shifted (expired tokens for tests)."""
+    state = _state(request)
+    body = await _json(request)
+    user = _user(state, str(body.get("user", "")))
+    app = state.directory.apps.get(str(body.get("client_id", "")))
+    if user is None or app is None:
+        return _bad("user and client_id must name a seeded user and app", 404)
+    parsed = parse(" ".join(body.get("scopes", [])))
+    resource = parsed.resources[0] if parsed.resources else GRAPH
+    perms = parsed.permissions.get(resource, set())
+    now = int(time.time()) + int(body.get("shift_seconds", 0))
+    token, lifetime = tokens.access_token(state, user=user, app=app, resource=resource, scopes=perms, now=now)
+    return JSONResponse({"access_token": token, "expires_on": now + lifetime})
+
+
+def routes() -> list[Any]:
+    return [
+        Route("/directory", directory),
+        Route("/reset", reset, methods=["POST"]),
+        Route("/tenants/{tenant}/apps/{client_id}/revoke-consent", revoke_consent, methods=["POST"]),
+        Route("/tenants/{tenant}/apps/{client_id}/grant-consent", grant_consent, methods=["POST"]),
+        Route("/users/{user}/revoke-sessions", revoke_sessions, methods=["POST"]),
+        Route("/users/{user}/{action:str}", set_enabled, methods=["POST"]),
+        Route("/keys/rotate", rotate_keys, methods=["POST"]),
+        Route("/faults", fault_list, methods=["GET", "POST", "DELETE"]),
+        Route("/settings", settings, methods=["GET", "PUT"]),
+        Route("/requests", requests_log, methods=["GET", "DELETE"]),
+        Route("/counters", counters),
+        Route("/tokens", mint_token, methods=["POST"]),
+    ]

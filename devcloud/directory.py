@@ -1,0 +1,185 @@
+"""The seeded directory: tenants with users and roles, app registrations, ACS resources."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_SEED = Path(__file__).parent / "seeds" / "demo.json"
+
+# Directory role names → role template ids (the values of the `wids` claim).
+ROLE_TEMPLATE_IDS = {
+    "Global Administrator": "62e90394-69f5-4237-9190-012177145e10",
+    "Application Administrator": "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3",
+    "Cloud Application Administrator": "158c047a-c907-4556-b7ef-446551a6b5f7",
+    "Privileged Role Administrator": "e8611ab8-c189-46e8-94e1-60213ab1f814",
+    "Teams Administrator": "69091246-20e8-4a56-aa4d-066075b2a7a8",
+    "User Administrator": "fe930be7-5e62-47db-91af-98c3a49a38b1",
+    "Global Reader": "f2ef992c-3afb-46b9-b7cf-a126ee74c451",
+}
+# Every member of a tenant carries this template id ("User") in `wids`.
+MEMBER_ROLE_TEMPLATE_ID = "b79fbf4d-3ef9-4689-8143-76b194e85509"
+# Roles that may grant tenant-wide consent to a multitenant app's delegated permissions.
+CONSENT_ROLES = frozenset(
+    {
+        "Global Administrator",
+        "Application Administrator",
+        "Cloud Application Administrator",
+        "Privileged Role Administrator",
+    }
+)
+PERSONAL_TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"
+
+
+@dataclass(frozen=True)
+class User:
+    upn: str
+    password: str
+    display_name: str
+    id: str
+    tenant_id: str
+    roles: tuple[str, ...] = ()
+    seed_enabled: bool = True
+
+    @property
+    def wids(self) -> list[str]:
+        return [ROLE_TEMPLATE_IDS[r] for r in self.roles] + [MEMBER_ROLE_TEMPLATE_ID]
+
+    @property
+    def can_consent_for_tenant(self) -> bool:
+        return bool(CONSENT_ROLES.intersection(self.roles))
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str
+    display_name: str
+    id: str
+    domain: str
+    user_consent: bool
+    users: tuple[User, ...] = ()
+
+    @property
+    def is_personal(self) -> bool:
+        return self.id == PERSONAL_TENANT_ID
+
+
+@dataclass(frozen=True)
+class App:
+    name: str
+    client_id: str
+    client_secret: str
+    home_tenant_id: str
+    multitenant: bool
+    redirect_uris: tuple[str, ...]
+    required_scopes: tuple[str, ...]
+    directory_role_claims: bool = True
+
+    def service_principal_id(self, tenant_id: str) -> str:
+        return str(uuid.uuid5(uuid.UUID(tenant_id), "sp:" + self.client_id))
+
+
+@dataclass(frozen=True)
+class AcsResource:
+    name: str
+    id: str
+    vendor_app: str
+    endpoint: str
+    access_key: str
+
+    def connection_string(self) -> str:
+        return f"endpoint={self.endpoint}/;accesskey={self.access_key}"
+
+
+@dataclass
+class Directory:
+    tenants: dict[str, Tenant] = field(default_factory=dict)
+    apps: dict[str, App] = field(default_factory=dict)
+    acs_resources: list[AcsResource] = field(default_factory=list)
+
+    def tenant(self, ref: str) -> Tenant | None:
+        """A tenant by id, name or verified domain (case-insensitive)."""
+        ref = ref.lower()
+        for tenant in self.tenants.values():
+            if ref in (tenant.id, tenant.name, tenant.domain):
+                return tenant
+        return None
+
+    def user_by_upn(self, upn: str) -> User | None:
+        upn = upn.strip().lower()
+        for tenant in self.tenants.values():
+            for user in tenant.users:
+                if user.upn.lower() == upn:
+                    return user
+        return None
+
+    def user(self, user_id: str) -> User | None:
+        for tenant in self.tenants.values():
+            for user in tenant.users:
+                if user.id == user_id or user.upn.lower() == user_id.lower():
+                    return user
+        return None
+
+    def acs_resource_by_key(self, access_key: str) -> AcsResource | None:
+        return next((r for r in self.acs_resources if r.access_key == access_key), None)
+
+
+def _parse_connection_string(value: str, base_url: str) -> tuple[str, str]:
+    parts = dict(p.split("=", 1) for p in value.split(";") if p)
+    endpoint = parts["endpoint"].replace("{base_url}", base_url)
+    return endpoint.rstrip("/"), parts["accesskey"]
+
+
+def load_directory(seed_path: Path, *, port: int) -> Directory:
+    raw = json.loads(seed_path.read_text())
+    directory = Directory()
+    for t in raw["tenants"]:
+        users = tuple(
+            User(
+                upn=u["upn"],
+                password=u["password"],
+                display_name=u["display_name"],
+                id=u["id"],
+                tenant_id=t["id"],
+                roles=tuple(u.get("roles", ())),
+                seed_enabled=u.get("enabled", True),
+            )
+            for u in t.get("users", ())
+        )
+        unknown = {r for u in users for r in u.roles} - ROLE_TEMPLATE_IDS.keys()
+        if unknown:
+            raise ValueError(f"unknown directory roles in seed: {sorted(unknown)}")
+        directory.tenants[t["id"]] = Tenant(
+            name=t["name"],
+            display_name=t.get("display_name", t["name"]),
+            id=t["id"],
+            domain=t["domain"],
+            user_consent=t.get("user_consent", False),
+            users=users,
+        )
+    for a in raw.get("apps", ()):
+        home = directory.tenant(a["home_tenant"])
+        if home is None:
+            raise ValueError(f"app {a['name']}: unknown home tenant {a['home_tenant']}")
+        directory.apps[a["client_id"]] = App(
+            name=a["name"],
+            client_id=a["client_id"],
+            client_secret=a["client_secret"],
+            home_tenant_id=home.id,
+            multitenant=a.get("multitenant", True),
+            redirect_uris=tuple(a.get("redirect_uris", ())),
+            required_scopes=tuple(a.get("required_scopes", ())),
+            directory_role_claims=a.get("directory_role_claims", True),
+        )
+    for r in raw.get("acs_resources", ()):
+        conn = r["connection_string"].replace("{port}", str(port))
+        endpoint, key = _parse_connection_string(conn, f"https://127.0.0.1:{port}")
+        directory.acs_resources.append(
+            AcsResource(
+                name=r["name"], id=r["id"], vendor_app=r.get("vendor_app", ""),
+                endpoint=endpoint, access_key=key,
+            )
+        )
+    return directory

@@ -1,0 +1,1 @@
+"""Microsoft Graph v1.0 under `/v1.0/`."""

@@ -1,0 +1,207 @@
+"""devcloud's mutable state: consents, sessions, revocations, settings; persisted in the state dir."""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from devcloud.directory import App, Directory, Tenant, User
+from devcloud.keys import KeyRing
+
+DEFAULT_SETTINGS: dict[str, Any] = {
+    # Entra gives user access tokens a random lifetime of 60–90 minutes; a number fixes it.
+    "access_token_lifetime": None,
+    "app_token_lifetime": 86399,
+    "id_token_lifetime": 3600,
+    "refresh_token_lifetime": 90 * 86400,
+    "code_lifetime": 600,
+    "acs_exchange_limit": 500,
+    "acs_exchange_window": 30.0,
+    "acs_identity_limit": 1000,
+    "acs_retry_after": 30,
+}
+
+
+@dataclass
+class Grant:
+    """Consent of one app in one tenant: tenant-wide (admin) and per user."""
+
+    service_principal: bool = False
+    admin_scopes: set[str] = field(default_factory=set)
+    user_scopes: dict[str, set[str]] = field(default_factory=dict)
+
+    def scopes_for(self, user_id: str) -> set[str]:
+        return self.admin_scopes | self.user_scopes.get(user_id, set())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "service_principal": self.service_principal,
+            "admin_scopes": sorted(self.admin_scopes),
+            "user_scopes": {u: sorted(s) for u, s in self.user_scopes.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Grant:
+        return cls(
+            service_principal=data["service_principal"],
+            admin_scopes=set(data["admin_scopes"]),
+            user_scopes={u: set(s) for u, s in data["user_scopes"].items()},
+        )
+
+
+@dataclass
+class AuthCode:
+    client_id: str
+    redirect_uri: str
+    scope: str
+    user_id: str
+    nonce: str | None
+    code_challenge: str | None
+    code_challenge_method: str
+    expires: float
+    auth_time: int
+    redeemed: bool = False
+
+
+class State:
+    def __init__(self, *, directory: Directory, state_dir: Path, base_url: str) -> None:
+        self.directory = directory
+        self.state_dir = state_dir
+        self.base_url = base_url
+        self.path = state_dir / "state.json"
+        self.keys = KeyRing(state_dir / "signing-keys.json")
+        self.acs_keys = KeyRing(state_dir / "acs-signing-keys.json")
+        self._fernet = Fernet(self._secret())
+        self.codes: dict[str, AuthCode] = {}
+        self.transactions: dict[str, dict[str, str]] = {}
+        self.acs_calls: dict[str, deque[float]] = {}
+        self.faults: list[dict[str, Any]] = []
+        self.request_log: deque[dict[str, Any]] = deque(maxlen=20000)
+        self.counters: dict[str, int] = {}
+        self._reset_mutable()
+        if self.path.exists():
+            self._load(json.loads(self.path.read_text()))
+
+    # persistence ---------------------------------------------------------------------
+    def _secret(self) -> bytes:
+        path = self.state_dir / "state-key"
+        if not path.exists():
+            path.write_bytes(Fernet.generate_key())
+            path.chmod(0o600)
+        return path.read_bytes()
+
+    def _reset_mutable(self) -> None:
+        self.grants: dict[str, Grant] = {}
+        self.disabled: set[str] = {
+            u.id for t in self.directory.tenants.values() for u in t.users if not u.seed_enabled
+        }
+        self.tokens_valid_from: dict[str, float] = {}
+        self.settings: dict[str, Any] = dict(DEFAULT_SETTINGS)
+        self.acs_identities: dict[str, dict[str, Any]] = {}
+
+    def _load(self, data: dict[str, Any]) -> None:
+        self.grants = {k: Grant.from_json(v) for k, v in data.get("grants", {}).items()}
+        self.disabled = set(data.get("disabled", self.disabled))
+        self.tokens_valid_from = data.get("tokens_valid_from", {})
+        self.settings.update(data.get("settings", {}))
+        self.acs_identities = data.get("acs_identities", {})
+
+    def save(self) -> None:
+        data = {
+            "grants": {k: g.to_json() for k, g in self.grants.items()},
+            "disabled": sorted(self.disabled),
+            "tokens_valid_from": self.tokens_valid_from,
+            "settings": self.settings,
+            "acs_identities": self.acs_identities,
+        }
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        tmp.replace(self.path)
+
+    def reset(self) -> None:
+        self._reset_mutable()
+        self.codes.clear()
+        self.transactions.clear()
+        self.acs_calls.clear()
+        self.faults.clear()
+        self.request_log.clear()
+        self.counters.clear()
+        self.save()
+
+    # consent -------------------------------------------------------------------------
+    def grant(self, tenant_id: str, client_id: str) -> Grant:
+        return self.grants.setdefault(f"{tenant_id}:{client_id}", Grant())
+
+    def has_service_principal(self, tenant: Tenant, app: App) -> bool:
+        if tenant.id == app.home_tenant_id:
+            return True
+        existing = self.grants.get(f"{tenant.id}:{app.client_id}")
+        return bool(existing and existing.service_principal)
+
+    def consented_scopes(self, user: User, app: App) -> set[str]:
+        existing = self.grants.get(f"{user.tenant_id}:{app.client_id}")
+        return existing.scopes_for(user.id) if existing else set()
+
+    def record_consent(self, *, user: User, app: App, scopes: set[str], tenant_wide: bool) -> None:
+        grant = self.grant(user.tenant_id, app.client_id)
+        grant.service_principal = True
+        if tenant_wide:
+            grant.admin_scopes |= scopes
+        else:
+            grant.user_scopes.setdefault(user.id, set()).update(scopes)
+        self.save()
+
+    def revoke_consent(self, *, tenant: Tenant, app: App, remove_app: bool) -> None:
+        """Remove the tenant's permission grants; with `remove_app`, its enterprise app too."""
+        key = f"{tenant.id}:{app.client_id}"
+        if remove_app:
+            self.grants.pop(key, None)
+        elif key in self.grants:
+            self.grants[key].admin_scopes.clear()
+            self.grants[key].user_scopes.clear()
+        self.save()
+
+    # users ---------------------------------------------------------------------------
+    def is_enabled(self, user: User) -> bool:
+        return user.id not in self.disabled
+
+    def set_enabled(self, user: User, enabled: bool) -> None:
+        (self.disabled.discard if enabled else self.disabled.add)(user.id)
+        self.save()
+
+    def revoke_sessions(self, user: User) -> None:
+        # Entra's revokeSignInSessions: refresh tokens issued before now stop working.
+        self.tokens_valid_from[user.id] = time.time()
+        self.save()
+
+    # sealed values (refresh tokens, SSO cookie) --------------------------------------
+    def seal(self, payload: dict[str, Any]) -> str:
+        return self._fernet.encrypt(json.dumps(payload).encode()).decode()
+
+    def unseal(self, value: str) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads(self._fernet.decrypt(value.encode()))
+        except (InvalidToken, ValueError):
+            return None
+        return data
+
+    # misc ----------------------------------------------------------------------------
+    def access_token_lifetime(self) -> int:
+        fixed = self.settings["access_token_lifetime"]
+        return int(fixed) if fixed else random.randint(3600, 5400)
+
+    def new_code(self, code: AuthCode) -> str:
+        now = time.time()
+        for key in [k for k, c in self.codes.items() if c.expires < now - 3600]:
+            del self.codes[key]
+        value = secrets.token_urlsafe(48)
+        self.codes[value] = code
+        return value

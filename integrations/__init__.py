@@ -1,0 +1,1 @@
+"""Thin typed wrappers over the Microsoft SDKs; the only code that imports them."""
