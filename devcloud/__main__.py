@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
         ssl_keyfile=str(args.state_dir / "server-key.pem"),
         log_level=args.log_level,
         access_log=False,
+        timeout_graceful_shutdown=2,
     )
 
 

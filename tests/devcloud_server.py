@@ -117,7 +117,11 @@ class DevCloud:
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(10)
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
 
 
 # Driving devcloud's sign-in pages without a browser ------------------------------------------
