@@ -30,8 +30,9 @@ TOKEN_SCOPES = ("chat", "voip", "chat.join", "chat.join.limited", "voip.join")
 
 
 class AcsError(Exception):
-    def __init__(self, status: int, code: str, message: str, target: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, target: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.target = status, code, message, target
         self.headers = headers or {}
@@ -72,7 +73,7 @@ def authenticate(state: State, request: Request, body: bytes) -> AcsResource:
     content_hash = request.headers.get("x-ms-content-sha256", "")
     if not auth.startswith("HMAC-SHA256 ") or not date or not content_hash:
         raise denied()
-    fields = dict(part.split("=", 1) for part in auth[len("HMAC-SHA256 "):].split("&") if "=" in part)
+    fields = dict(part.split("=", 1) for part in auth[len("HMAC-SHA256 ") :].split("&") if "=" in part)
     if fields.get("SignedHeaders", "").lower() != "x-ms-date;host;x-ms-content-sha256":
         raise denied()
     if base64.b64encode(hashlib.sha256(body).digest()).decode() != content_hash:
@@ -101,11 +102,17 @@ def authenticate(state: State, request: Request, body: bytes) -> AcsResource:
 def _check_api_version(request: Request) -> None:
     version = request.query_params.get("api-version")
     if version is None:
-        raise AcsError(400, "MissingApiVersionParameter",
-                       "The api-version query parameter (?api-version=) is required for all requests.")
+        raise AcsError(
+            400,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        )
     if version not in API_VERSIONS:
-        raise AcsError(400, "UnsupportedApiVersion",
-                       f"The HTTP resource that matches the request URI '{request.url}' does not support the API version '{version}'.")
+        raise AcsError(
+            400,
+            "UnsupportedApiVersion",
+            f"The HTTP resource that matches the request URI '{request.url}' does not support the API version '{version}'.",
+        )
 
 
 def _throttle(state: State, resource: AcsResource, kind: str, limit_key: str) -> None:
@@ -117,9 +124,12 @@ def _throttle(state: State, resource: AcsResource, kind: str, limit_key: str) ->
         calls.popleft()
     if len(calls) >= limit:
         retry = max(1, int(calls[0] + window - now) + 1)
-        raise AcsError(429, "TooManyRequests",
-                       "The number of requests exceeded the limit. Please retry later.",
-                       headers={"Retry-After": str(retry)})
+        raise AcsError(
+            429,
+            "TooManyRequests",
+            "The number of requests exceeded the limit. Please retry later.",
+            headers={"Retry-After": str(retry)},
+        )
     calls.append(now)
 
 
@@ -148,7 +158,7 @@ def _validate_entra_token(state: State, token: str) -> dict[str, Any]:
         raise invalid from None
     if claims["iss"] != f"{state.base_url}/{claims['tid']}/v2.0" or claims.get("idtyp") != "user":
         raise invalid
-    if not TEAMS_SCOPES <= set(claims.get("scp", "").split()):
+    if not set(claims.get("scp", "").split()) >= TEAMS_SCOPES:
         raise invalid
     return claims
 
@@ -206,18 +216,19 @@ async def exchange(request: Request) -> Response:
 # identities ---------------------------------------------------------------------------------------
 def _acs_token(state: State, resource: AcsResource, identity: str, scopes: list[str], minutes: int) -> dict[str, str]:
     now = int(time.time())
+    expires = now + minutes * 60
     claims = {
         "skypeid": identity.removeprefix("8:"),
         "scp": 1792,
         "csi": str(now),
-        "exp": now + minutes * 60,
+        "exp": expires,
         "rgn": "amer",
         "acsScope": ",".join(scopes),
         "resourceId": resource.id,
         "resourceLocation": "unitedstates",
         "iat": now,
     }
-    return {"token": state.acs_keys.sign(claims), "expiresOn": expires_on(claims["exp"])}
+    return {"token": state.acs_keys.sign(claims), "expiresOn": expires_on(expires)}
 
 
 def _token_request(payload: Any, scopes_key: str) -> tuple[list[str], int]:

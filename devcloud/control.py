@@ -47,25 +47,42 @@ async def directory(request: Request) -> Response:
     state = _state(request)
     tenants = [
         {
-            "name": t.name, "id": t.id, "domain": t.domain, "display_name": t.display_name,
+            "name": t.name,
+            "id": t.id,
+            "domain": t.domain,
+            "display_name": t.display_name,
             "users": [
-                {"upn": u.upn, "id": u.id, "display_name": u.display_name, "roles": list(u.roles),
-                 "wids": u.wids, "enabled": state.is_enabled(u)}
+                {
+                    "upn": u.upn,
+                    "id": u.id,
+                    "display_name": u.display_name,
+                    "roles": list(u.roles),
+                    "wids": u.wids,
+                    "enabled": state.is_enabled(u),
+                }
                 for u in t.users
             ],
         }
         for t in state.directory.tenants.values()
     ]
     apps = [
-        {"name": a.name, "client_id": a.client_id, "home_tenant": a.home_tenant_id,
-         "redirect_uris": list(a.redirect_uris), "required_scopes": list(a.required_scopes)}
+        {
+            "name": a.name,
+            "client_id": a.client_id,
+            "home_tenant": a.home_tenant_id,
+            "redirect_uris": list(a.redirect_uris),
+            "required_scopes": list(a.required_scopes),
+        }
         for a in state.directory.apps.values()
     ]
-    acs = [{"name": r.name, "id": r.id, "vendor_app": r.vendor_app, "connection_string": r.connection_string()}
-           for r in state.directory.acs_resources]
+    acs = [
+        {"name": r.name, "id": r.id, "vendor_app": r.vendor_app, "connection_string": r.connection_string()}
+        for r in state.directory.acs_resources
+    ]
     grants = {k: g.to_json() for k, g in state.grants.items()}
-    return JSONResponse({"base_url": state.base_url, "tenants": tenants, "apps": apps,
-                         "acs_resources": acs, "grants": grants})
+    return JSONResponse(
+        {"base_url": state.base_url, "tenants": tenants, "apps": apps, "acs_resources": acs, "grants": grants}
+    )
 
 
 async def reset(request: Request) -> Response:
@@ -166,9 +183,9 @@ async def requests_log(request: Request) -> Response:
     endpoint = request.query_params.get("endpoint")
     since = int(request.query_params.get("since", "0"))
     entries = [
-        e for e in state.request_log
-        if e["id"] > since and (not service or e["service"] == service)
-        and (not endpoint or e["endpoint"] == endpoint)
+        e
+        for e in state.request_log
+        if e["id"] > since and (not service or e["service"] == service) and (not endpoint or e["endpoint"] == endpoint)
     ]
     return JSONResponse({"requests": entries})
 

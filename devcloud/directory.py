@@ -178,8 +178,11 @@ def load_directory(seed_path: Path, *, port: int) -> Directory:
         endpoint, key = _parse_connection_string(conn, f"https://127.0.0.1:{port}")
         directory.acs_resources.append(
             AcsResource(
-                name=r["name"], id=r["id"], vendor_app=r.get("vendor_app", ""),
-                endpoint=endpoint, access_key=key,
+                name=r["name"],
+                id=r["id"],
+                vendor_app=r.get("vendor_app", ""),
+                endpoint=endpoint,
+                access_key=key,
             )
         )
     return directory

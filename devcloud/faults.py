@@ -69,14 +69,24 @@ def pick(faults: list[dict[str, Any]], service: str, method: str, path: str) -> 
 def _body(service: str, status: int) -> dict[str, Any]:
     if service == "entra":
         if status == 429:
-            err = EntraError("temporarily_unavailable", 50196, "The server terminated an operation because it encountered a client request loop. Please contact your app vendor.", status=status)
+            err = EntraError(
+                "temporarily_unavailable",
+                50196,
+                "The server terminated an operation because it encountered a client request loop. Please contact your app vendor.",
+                status=status,
+            )
         else:
-            err = EntraError("temporarily_unavailable", 90033, "A transient error has occurred. Please try again.", status=status)
+            err = EntraError(
+                "temporarily_unavailable", 90033, "A transient error has occurred. Please try again.", status=status
+            )
         return err.body()
     if status == 429:
         code, message = "TooManyRequests", "Too many requests."
     elif status >= 500:
-        code, message = ("serviceNotAvailable" if service == "graph" else "ServiceUnavailable"), "The service is temporarily unavailable."
+        code, message = (
+            ("serviceNotAvailable" if service == "graph" else "ServiceUnavailable"),
+            "The service is temporarily unavailable.",
+        )
     else:
         code, message = "BadRequest", "Injected fault."
     return {"error": {"code": code, "message": message}}

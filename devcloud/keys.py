@@ -29,10 +29,9 @@ class SigningKey:
     @classmethod
     def generate(cls) -> SigningKey:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        der = key.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        kid = base64.urlsafe_b64encode(hashlib.sha1(der).digest()).rstrip(b"=").decode()
+        der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        thumbprint = hashlib.sha1(der).digest()  # noqa: S324 - x5t is a SHA-1 thumbprint by definition
+        kid = base64.urlsafe_b64encode(thumbprint).rstrip(b"=").decode()
         return cls(kid=kid, private_key=key, created=time.time())
 
     def jwk(self) -> dict[str, Any]:

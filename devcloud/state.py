@@ -17,7 +17,7 @@ from devcloud.directory import App, Directory, Tenant, User
 from devcloud.keys import KeyRing
 
 DEFAULT_SETTINGS: dict[str, Any] = {
-    # Entra gives user access tokens a random lifetime of 60–90 minutes; a number fixes it.
+    # Entra gives user access tokens a random lifetime of 60 to 90 minutes; a number fixes it.
     "access_token_lifetime": None,
     "app_token_lifetime": 86399,
     "id_token_lifetime": 3600,
@@ -100,9 +100,7 @@ class State:
 
     def _reset_mutable(self) -> None:
         self.grants: dict[str, Grant] = {}
-        self.disabled: set[str] = {
-            u.id for t in self.directory.tenants.values() for u in t.users if not u.seed_enabled
-        }
+        self.disabled: set[str] = {u.id for t in self.directory.tenants.values() for u in t.users if not u.seed_enabled}
         self.tokens_valid_from: dict[str, float] = {}
         self.settings: dict[str, Any] = dict(DEFAULT_SETTINGS)
         self.acs_identities: dict[str, dict[str, Any]] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import MutableMapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -22,7 +23,7 @@ from devcloud.state import State
 _ids = itertools.count(1)
 
 
-def _endpoint_name(scope: dict[str, Any]) -> str:
+def _endpoint_name(scope: MutableMapping[str, Any]) -> str:
     endpoint = scope.get("endpoint")
     if endpoint is None:
         return "unmatched"

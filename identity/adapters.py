@@ -7,6 +7,6 @@ from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from integrations.http import MicrosoftSession, microsoft_session
 
 
-class SocialAccountAdapter(DefaultSocialAccountAdapter):
+class SocialAccountAdapter(DefaultSocialAccountAdapter):  # type: ignore[misc]
     def get_requests_session(self) -> MicrosoftSession:
         return microsoft_session()

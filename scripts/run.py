@@ -70,7 +70,7 @@ def wait_for_devcloud(port: int, proc: subprocess.Popen[bytes], timeout: float =
         if ca.exists():
             try:
                 context = ssl.create_default_context(cafile=str(ca))
-                urllib.request.urlopen(f"https://127.0.0.1:{port}/_devcloud/health", context=context, timeout=2)  # noqa: S310
+                urllib.request.urlopen(f"https://127.0.0.1:{port}/_devcloud/health", context=context, timeout=2)
                 return
             except OSError:
                 pass
@@ -119,12 +119,12 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         procs["devcloud"] = start(
-            "devcloud", [python, "-m", "devcloud", "--port", str(devcloud_port), "--state-dir", str(VAR / "devcloud")], env
+            "devcloud",
+            [python, "-m", "devcloud", "--port", str(devcloud_port), "--state-dir", str(VAR / "devcloud")],
+            env,
         )
         wait_for_devcloud(devcloud_port, procs["devcloud"])
-        manage(env, "migrate", "--no-input", "-v", "0")
-        manage(env, "collectstatic", "--no-input", "-v", "0")
-        manage(env, "load_demo_data", "--site-domain", f"127.0.0.1:{port}")
+        manage(env, "bootstrap", "--demo", "--site-domain", f"127.0.0.1:{port}")
         procs["web"] = start(
             "web",
             [python, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1", "--port", str(port)],

@@ -7,6 +7,7 @@ import pytest
 
 from tests.devcloud_server import DevCloud
 
+
 @pytest.fixture(scope="session")
 def devcloud_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCloud]:
     server = DevCloud.start(Path(tmp_path_factory.mktemp("devcloud")))

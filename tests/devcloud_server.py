@@ -24,8 +24,12 @@ CONTOSO_TENANT = "e621b26d-5db8-4fa0-b36d-9540d4267a40"
 CONTOSO_APP = "85d2ab3f-c604-4d0d-841d-1b66ee5b1d94"
 CONTOSO_SECRET = "TIs3zMK0sL62jKRbZ04SZUWob-x1yaYwUlX9ib0A"
 LITWARE_APP = "92672a41-15c4-4972-8d7c-9e8b0a2cdcc2"
-PASSWORDS = {"fabrikam.example": "Fabrikam-Demo-1", "northwind.example": "Northwind-Demo-1",
-             "contoso.example": "Contoso-Demo-1", "outlook.example": "Personal-Demo-1"}
+PASSWORDS = {
+    "fabrikam.example": "Fabrikam-Demo-1",
+    "northwind.example": "Northwind-Demo-1",
+    "contoso.example": "Contoso-Demo-1",
+    "outlook.example": "Personal-Demo-1",
+}
 USERS = {
     "alice": ("alice@fabrikam.example", "c6cf7057-2afb-4445-aecf-cfd5aff908d0"),
     "april": ("april@fabrikam.example", "0622dde6-7ead-4a63-aa96-71f5ef1867e6"),
@@ -152,22 +156,32 @@ class SignIn:
 
 
 def sign_in(
-    devcloud: DevCloud, url: str, upn: str, *, password: str | None = None, consent: str | None = "accept",
-    tenant_wide: bool = False, browser: requests.Session | None = None,
+    devcloud: DevCloud,
+    url: str,
+    upn: str,
+    *,
+    password: str | None = None,
+    consent: str | None = "accept",
+    tenant_wide: bool = False,
+    browser: requests.Session | None = None,
 ) -> SignIn:
     """Open an authorize/adminconsent URL, sign in on the form, answer a consent page."""
     browser = browser or devcloud.session()
     response = browser.get(url, allow_redirects=False, timeout=10)
     if 'name="password"' in response.text:
         data = {**hidden_inputs(response.text), "username": upn, "password": password or password_of(upn)}
-        response = browser.post(devcloud.base_url + form_action(response.text), data=data, allow_redirects=False, timeout=10)
+        response = browser.post(
+            devcloud.base_url + form_action(response.text), data=data, allow_redirects=False, timeout=10
+        )
     if response.is_redirect:
         return SignIn(response.headers["location"], None)
     if "idBtn_Accept" in response.text and consent:
         data = {**hidden_inputs(response.text), "action": consent}
         if tenant_wide:
             data["tenant_wide"] = "on"
-        response = browser.post(devcloud.base_url + form_action(response.text), data=data, allow_redirects=False, timeout=10)
+        response = browser.post(
+            devcloud.base_url + form_action(response.text), data=data, allow_redirects=False, timeout=10
+        )
         if response.is_redirect:
             return SignIn(response.headers["location"], None)
     return SignIn(None, response.text)

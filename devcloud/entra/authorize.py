@@ -46,7 +46,10 @@ def redirect_uri_registered(app: App, redirect_uri: str) -> bool:
         return False
     for registered in map(urlsplit, app.redirect_uris):
         if (registered.scheme, registered.hostname, registered.path, registered.query) == (
-            asked.scheme, asked.hostname, asked.path, asked.query,
+            asked.scheme,
+            asked.hostname,
+            asked.path,
+            asked.query,
         ):
             return True
     return False
@@ -116,13 +119,25 @@ async def authorize(request: Request) -> Response:
     redirect_uri = params.get("redirect_uri") or app.redirect_uris[0]
     if not redirect_uri_registered(app, redirect_uri):
         return pages.error(str(errors.redirect_uri_mismatch(redirect_uri, client_id)))
-    txn = {
+    txn: dict[str, str] = {
         "kind": "authorize",
         "tenant": tenant_ref,
         "client_id": client_id,
         "redirect_uri": redirect_uri,
-        **{k: params[k] for k in ("state", "nonce", "scope", "prompt", "login_hint", "response_mode",
-                                   "code_challenge", "code_challenge_method") if k in params},
+        **{
+            k: params[k]
+            for k in (
+                "state",
+                "nonce",
+                "scope",
+                "prompt",
+                "login_hint",
+                "response_mode",
+                "code_challenge",
+                "code_challenge_method",
+            )
+            if k in params
+        },
     }
     problem = _check_authorize_params(params, txn)
     if problem is not None:
@@ -198,13 +213,16 @@ def _after_sign_in(state: State, txn: dict[str, str], app: App, user: User) -> R
     if not (user.can_consent_for_tenant or tenant.user_consent):
         ctx = _new_transaction(state, txn)
         err = errors.admin_approval_required(app.name)
-        return pages.approval_required(
-            message=str(err), return_url=f"/{txn['tenant']}/consent/return?ctx={ctx}"
-        )
+        return pages.approval_required(message=str(err), return_url=f"/{txn['tenant']}/consent/return?ctx={ctx}")
     ctx = _new_transaction(state, {**txn, "consent": " ".join(sorted(needed))})
     return pages.consent(
-        action=f"/{txn['tenant']}/consent", ctx=ctx, app_name=app.name, user_upn=user.upn,
-        scopes=sorted(needed), offer_tenant_wide=user.can_consent_for_tenant, admin_consent=False,
+        action=f"/{txn['tenant']}/consent",
+        ctx=ctx,
+        app_name=app.name,
+        user_upn=user.upn,
+        scopes=sorted(needed),
+        offer_tenant_wide=user.can_consent_for_tenant,
+        admin_consent=False,
     )
 
 
@@ -214,8 +232,13 @@ def _admin_consent_page(state: State, txn: dict[str, str], app: App, user: User)
     needed = needed_scopes(txn, app)
     ctx = _new_transaction(state, {**txn, "consent": " ".join(sorted(needed))})
     return pages.consent(
-        action=f"/{txn['tenant']}/consent", ctx=ctx, app_name=app.name, user_upn=user.upn,
-        scopes=sorted(needed), offer_tenant_wide=True, admin_consent=True,
+        action=f"/{txn['tenant']}/consent",
+        ctx=ctx,
+        app_name=app.name,
+        user_upn=user.upn,
+        scopes=sorted(needed),
+        offer_tenant_wide=True,
+        admin_consent=True,
     )
 
 
@@ -265,8 +288,11 @@ async def login(request: Request) -> Response:
     del state.transactions[ctx]
     response = _after_sign_in(state, txn, app, user)
     response.set_cookie(
-        SSO_COOKIE, state.seal({"t": "sso", "oid": user.id, "at": time.time()}),
-        httponly=True, secure=True, samesite="lax",
+        SSO_COOKIE,
+        state.seal({"t": "sso", "oid": user.id, "at": time.time()}),
+        httponly=True,
+        secure=True,
+        samesite="lax",
     )
     return response
 
@@ -318,7 +344,9 @@ async def admin_consent(request: Request) -> Response:
     if not redirect_uri_registered(app, redirect_uri):
         return pages.error(str(errors.redirect_uri_mismatch(redirect_uri, app.client_id)))
     txn: dict[str, str] = {
-        "kind": "adminconsent", "tenant": tenant_ref, "client_id": app.client_id,
+        "kind": "adminconsent",
+        "tenant": tenant_ref,
+        "client_id": app.client_id,
         "redirect_uri": redirect_uri,
         **{k: params[k] for k in ("state", "scope", "login_hint") if k in params},
     }
@@ -331,8 +359,12 @@ async def admin_consent(request: Request) -> Response:
 
 async def logout(request: Request) -> Response:
     target = request.query_params.get("post_logout_redirect_uri")
-    response: Response = RedirectResponse(target, status_code=302) if target else pages.page(
-        "Signed out", "<h1>You signed out of your account</h1><p>It's a good idea to close all browser windows.</p>"
+    response: Response = (
+        RedirectResponse(target, status_code=302)
+        if target
+        else pages.page(
+            "Signed out", "<h1>You signed out of your account</h1><p>It's a good idea to close all browser windows.</p>"
+        )
     )
     response.delete_cookie(SSO_COOKIE)
     return response

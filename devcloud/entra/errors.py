@@ -11,9 +11,7 @@ from starlette.responses import JSONResponse
 
 
 class EntraError(Exception):
-    def __init__(
-        self, error: str, code: int, message: str, *, status: int = 400, suberror: str | None = None
-    ) -> None:
+    def __init__(self, error: str, code: int, message: str, *, status: int = 400, suberror: str | None = None) -> None:
         super().__init__(f"AADSTS{code}: {message}")
         self.error = error
         self.code = code
@@ -146,8 +144,7 @@ def missing_client_secret() -> EntraError:
     return EntraError(
         "invalid_client",
         7000218,
-        "The request body must contain the following parameter: 'client_assertion' or "
-        "'client_secret'.",
+        "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
         status=401,
     )
 
@@ -189,9 +186,7 @@ def user_disabled() -> EntraError:
 
 
 def bad_credentials() -> EntraError:
-    return EntraError(
-        "invalid_grant", 50126, "Error validating credentials due to invalid username or password."
-    )
+    return EntraError("invalid_grant", 50126, "Error validating credentials due to invalid username or password.")
 
 
 def user_not_found(upn: str) -> EntraError:
@@ -335,6 +330,5 @@ def tenant_required_for_client_credentials(tenant: str) -> EntraError:
     return EntraError(
         "invalid_request",
         900023,
-        f"Specified tenant identifier '{tenant}' is neither a valid DNS name, nor a valid external "
-        "domain.",
+        f"Specified tenant identifier '{tenant}' is neither a valid DNS name, nor a valid external domain.",
     )

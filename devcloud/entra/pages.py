@@ -45,12 +45,20 @@ def login(*, action: str, ctx: str, app_name: str, username: str = "", error: st
 
 
 def consent(
-    *, action: str, ctx: str, app_name: str, user_upn: str, scopes: list[str], offer_tenant_wide: bool,
+    *,
+    action: str,
+    ctx: str,
+    app_name: str,
+    user_upn: str,
+    scopes: list[str],
+    offer_tenant_wide: bool,
     admin_consent: bool,
 ) -> HTMLResponse:
     items = "".join(f"<li><code>{escape(s)}</code></li>" for s in scopes)
     if admin_consent:
-        who = "<p>Accepting grants these permissions to the app for <strong>all users in your organization</strong>.</p>"
+        who = (
+            "<p>Accepting grants these permissions to the app for <strong>all users in your organization</strong>.</p>"
+        )
         box = '<input type="hidden" name="tenant_wide" value="on">'
     elif offer_tenant_wide:
         who = ""
@@ -87,9 +95,7 @@ def approval_required(*, message: str, return_url: str) -> HTMLResponse:
 
 
 def form_post(redirect_uri: str, params: dict[str, str]) -> HTMLResponse:
-    fields = "".join(
-        f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in params.items()
-    )
+    fields = "".join(f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in params.items())
     return HTMLResponse(
         f'<!doctype html><html><body onload="document.forms[0].submit()">'
         f'<form method="post" action="{escape(redirect_uri)}">{fields}'

@@ -60,7 +60,13 @@ def _one_resource(scope: str) -> tuple[sc.Scopes, str]:
 
 
 def _user_grant_response(
-    state: State, *, app: App, user: User, scope: str, original_scope: str, nonce: str | None,
+    state: State,
+    *,
+    app: App,
+    user: User,
+    scope: str,
+    original_scope: str,
+    nonce: str | None,
     want_client_info: bool,
 ) -> JSONResponse:
     parsed, resource = _one_resource(scope)
@@ -74,9 +80,7 @@ def _user_grant_response(
     if resource in parsed.default_for and not granted:
         raise errors.consent_required(app.client_id, app.name)
     now = int(time.time())
-    access, lifetime = tokens.access_token(
-        state, user=user, app=app, resource=resource, scopes=granted, now=now
-    )
+    access, lifetime = tokens.access_token(state, user=user, app=app, resource=resource, scopes=granted, now=now)
     all_oidc = parsed.oidc | sc.parse(original_scope).oidc
     shown = sc.display(resource, granted, requested=scope)
     if resource in parsed.default_for:
@@ -91,9 +95,7 @@ def _user_grant_response(
     if "offline_access" in all_oidc:
         body["refresh_token"] = tokens.refresh_token(state, user=user, app=app, scope=original_scope)
     if "openid" in all_oidc:
-        body["id_token"] = tokens.id_token(
-            state, user=user, app=app, nonce=nonce, now=now, email="email" in all_oidc
-        )
+        body["id_token"] = tokens.id_token(state, user=user, app=app, nonce=nonce, now=now, email="email" in all_oidc)
     if want_client_info:
         body["client_info"] = tokens.client_info(user)
     return JSONResponse(body, headers=NO_STORE)
@@ -119,8 +121,13 @@ def _authorization_code(state: State, app: App, form: dict[str, str]) -> JSONRes
     user = state.directory.user(code.user_id)
     assert user is not None
     return _user_grant_response(
-        state, app=app, user=user, scope=scope, original_scope=code.scope + " " + scope,
-        nonce=code.nonce, want_client_info=form.get("client_info") == "1",
+        state,
+        app=app,
+        user=user,
+        scope=scope,
+        original_scope=code.scope + " " + scope,
+        nonce=code.nonce,
+        want_client_info=form.get("client_info") == "1",
     )
 
 
@@ -157,14 +164,17 @@ def _refresh_token(state: State, app: App, form: dict[str, str], authority: Tena
         raise errors.refresh_token_expired(_iso(rt["iat"]))
     scope = form.get("scope") or rt["scope"]
     return _user_grant_response(
-        state, app=app, user=user, scope=scope, original_scope=rt["scope"], nonce=None,
+        state,
+        app=app,
+        user=user,
+        scope=scope,
+        original_scope=rt["scope"],
+        nonce=None,
         want_client_info=form.get("client_info") == "1",
     )
 
 
-def _client_credentials_grant(
-    state: State, app: App, form: dict[str, str], authority: Tenant | str
-) -> JSONResponse:
+def _client_credentials_grant(state: State, app: App, form: dict[str, str], authority: Tenant | str) -> JSONResponse:
     if not isinstance(authority, Tenant):
         raise errors.tenant_required_for_client_credentials(str(authority))
     scope = form.get("scope", "")

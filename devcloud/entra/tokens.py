@@ -53,9 +53,7 @@ def user_claims(user: User, app: App) -> dict[str, Any]:
     return claims
 
 
-def access_token(
-    state: State, *, user: User, app: App, resource: str, scopes: set[str], now: int
-) -> tuple[str, int]:
+def access_token(state: State, *, user: User, app: App, resource: str, scopes: set[str], now: int) -> tuple[str, int]:
     lifetime = state.access_token_lifetime()
     claims = {
         "aud": resource,

@@ -37,8 +37,12 @@ class GraphError(Exception):
 
 def invalid_token(message: str) -> GraphError:
     return GraphError(
-        401, "InvalidAuthenticationToken", message,
-        headers={"WWW-Authenticate": 'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000"'},
+        401,
+        "InvalidAuthenticationToken",
+        message,
+        headers={
+            "WWW-Authenticate": 'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000"'
+        },
     )
 
 
@@ -48,6 +52,7 @@ def access_denied() -> GraphError:
 
 def not_found(resource_id: str) -> GraphError:
     return GraphError(
-        404, "Request_ResourceNotFound",
+        404,
+        "Request_ResourceNotFound",
         f"Resource '{resource_id}' does not exist or one of its queried reference-property objects are not present.",
     )

@@ -26,8 +26,13 @@ GRAPH_SCOPES = ["User.Read", "Chat.ReadWrite"]
 GLOBAL_ADMIN = "62e90394-69f5-4237-9190-012177145e10"
 
 
-def auth_code_flow(devcloud: DevCloud, app: msal.ConfidentialClientApplication, who: str,
-                   scopes: list[str] | None = None, **kwargs: object) -> dict[str, object]:
+def auth_code_flow(
+    devcloud: DevCloud,
+    app: msal.ConfidentialClientApplication,
+    who: str,
+    scopes: list[str] | None = None,
+    **kwargs: object,
+) -> dict[str, object]:
     flow = app.initiate_auth_code_flow(scopes or GRAPH_SCOPES, redirect_uri=REDIRECT_URI)
     result = sign_in(devcloud, flow["auth_uri"], USERS[who][0], **kwargs)  # type: ignore[arg-type]
     return app.acquire_token_by_auth_code_flow(flow, result.params)
@@ -48,12 +53,16 @@ def test_discovery_of_an_unknown_tenant_is_aadsts90002(devcloud: DevCloud) -> No
     assert response.json()["error_codes"] == [90002]
 
 
-def test_auth_code_flow_with_pkce_through_the_sign_in_page(devcloud: DevCloud, contoso: msal.ConfidentialClientApplication) -> None:
+def test_auth_code_flow_with_pkce_through_the_sign_in_page(
+    devcloud: DevCloud, contoso: msal.ConfidentialClientApplication
+) -> None:
     devcloud.grant_consent(FABRIKAM)
     flow = contoso.initiate_auth_code_flow(GRAPH_SCOPES, redirect_uri=REDIRECT_URI)
     query = dict(parse_qsl(urlsplit(flow["auth_uri"]).query))
     assert query["code_challenge_method"] == "S256"
-    result = contoso.acquire_token_by_auth_code_flow(flow, sign_in(devcloud, flow["auth_uri"], USERS["alice"][0]).params)
+    result = contoso.acquire_token_by_auth_code_flow(
+        flow, sign_in(devcloud, flow["auth_uri"], USERS["alice"][0]).params
+    )
     assert "access_token" in result, result
     # MSAL sends the SHA-256 of its nonce; the id_token must echo what was sent.
     assert result["id_token_claims"]["nonce"] == hashlib.sha256(flow["nonce"].encode()).hexdigest()
@@ -70,7 +79,9 @@ def test_auth_code_flow_with_pkce_through_the_sign_in_page(devcloud: DevCloud, c
     assert contoso.get_accounts()[0]["home_account_id"] == f"{USERS['alice'][1]}.{FABRIKAM}"
 
 
-def test_a_tampered_code_verifier_is_aadsts501481(devcloud: DevCloud, contoso: msal.ConfidentialClientApplication) -> None:
+def test_a_tampered_code_verifier_is_aadsts501481(
+    devcloud: DevCloud, contoso: msal.ConfidentialClientApplication
+) -> None:
     devcloud.grant_consent(FABRIKAM)
     flow = contoso.initiate_auth_code_flow(GRAPH_SCOPES, redirect_uri=REDIRECT_URI)
     params = sign_in(devcloud, flow["auth_uri"], USERS["bob"][0]).params
@@ -103,10 +114,12 @@ def test_refresh_to_a_second_resource_silently(devcloud: DevCloud, contoso: msal
     assert len(devcloud.requests(endpoint="entra.token.token")) == before
 
 
-def test_two_resources_in_one_token_request_is_aadsts28000(devcloud: DevCloud, contoso: msal.ConfidentialClientApplication) -> None:
+def test_two_resources_in_one_token_request_is_aadsts28000(
+    devcloud: DevCloud, contoso: msal.ConfidentialClientApplication
+) -> None:
     devcloud.grant_consent(FABRIKAM)
     auth_code_flow(devcloud, contoso, "bob")
-    result = contoso.acquire_token_silent_with_error(ACS_SCOPES + ["User.Read"], account=contoso.get_accounts()[0])
+    result = contoso.acquire_token_silent_with_error([*ACS_SCOPES, "User.Read"], account=contoso.get_accounts()[0])
     assert result is not None and result["error_codes"] == [28000]
 
 
@@ -135,7 +148,9 @@ def test_client_credentials_need_a_default_scope(devcloud: DevCloud) -> None:
     assert result["error"] == "invalid_scope"
 
 
-def test_unconsented_scopes_on_refresh_are_aadsts65001(devcloud: DevCloud, contoso: msal.ConfidentialClientApplication) -> None:
+def test_unconsented_scopes_on_refresh_are_aadsts65001(
+    devcloud: DevCloud, contoso: msal.ConfidentialClientApplication
+) -> None:
     devcloud.grant_consent(FABRIKAM, scopes=["https://graph.microsoft.com/User.Read"])
     assert "access_token" in auth_code_flow(devcloud, contoso, "bob", scopes=["User.Read"])
     result = contoso.acquire_token_silent_with_error(ACS_SCOPES, account=contoso.get_accounts()[0])
@@ -145,7 +160,9 @@ def test_unconsented_scopes_on_refresh_are_aadsts65001(devcloud: DevCloud, conto
     assert result["suberror"] == "consent_required"
 
 
-def test_revoked_consent_is_aadsts65001_on_refresh(devcloud: DevCloud, contoso: msal.ConfidentialClientApplication) -> None:
+def test_revoked_consent_is_aadsts65001_on_refresh(
+    devcloud: DevCloud, contoso: msal.ConfidentialClientApplication
+) -> None:
     devcloud.grant_consent(FABRIKAM)
     auth_code_flow(devcloud, contoso, "bob")
     devcloud.control("POST", f"/tenants/{FABRIKAM}/apps/{CONTOSO_APP}/revoke-consent")
@@ -155,7 +172,9 @@ def test_revoked_consent_is_aadsts65001_on_refresh(devcloud: DevCloud, contoso: 
     assert cc["error_codes"] == [700016]
 
 
-def test_revoked_refresh_tokens_are_aadsts50173(devcloud: DevCloud, contoso: msal.ConfidentialClientApplication) -> None:
+def test_revoked_refresh_tokens_are_aadsts50173(
+    devcloud: DevCloud, contoso: msal.ConfidentialClientApplication
+) -> None:
     devcloud.grant_consent(FABRIKAM)
     auth_code_flow(devcloud, contoso, "bob")
     devcloud.control("POST", f"/users/{USERS['bob'][1]}/revoke-sessions")
@@ -164,7 +183,9 @@ def test_revoked_refresh_tokens_are_aadsts50173(devcloud: DevCloud, contoso: msa
     assert result["suberror"] == "bad_token"
 
 
-def test_a_disabled_user_is_aadsts50057_on_refresh(devcloud: DevCloud, contoso: msal.ConfidentialClientApplication) -> None:
+def test_a_disabled_user_is_aadsts50057_on_refresh(
+    devcloud: DevCloud, contoso: msal.ConfidentialClientApplication
+) -> None:
     devcloud.grant_consent(FABRIKAM)
     auth_code_flow(devcloud, contoso, "bob")
     devcloud.control("POST", f"/users/{USERS['bob'][1]}/disable")
@@ -180,20 +201,26 @@ def test_a_disabled_user_cannot_sign_in(devcloud: DevCloud, contoso: msal.Confid
     assert "AADSTS50057" in (result.page or "")
 
 
-def test_a_wrong_password_is_aadsts50126_on_the_page(devcloud: DevCloud, contoso: msal.ConfidentialClientApplication) -> None:
+def test_a_wrong_password_is_aadsts50126_on_the_page(
+    devcloud: DevCloud, contoso: msal.ConfidentialClientApplication
+) -> None:
     flow = contoso.initiate_auth_code_flow(GRAPH_SCOPES, redirect_uri=REDIRECT_URI)
     result = sign_in(devcloud, flow["auth_uri"], USERS["bob"][0], password="wrong")
     assert "AADSTS50126" in (result.page or "")
 
 
-def test_a_member_without_tenant_consent_needs_admin_approval(devcloud: DevCloud, contoso: msal.ConfidentialClientApplication) -> None:
+def test_a_member_without_tenant_consent_needs_admin_approval(
+    devcloud: DevCloud, contoso: msal.ConfidentialClientApplication
+) -> None:
     flow = contoso.initiate_auth_code_flow(GRAPH_SCOPES, redirect_uri=REDIRECT_URI)
     result = sign_in(devcloud, flow["auth_uri"], USERS["bob"][0])
     assert "Need admin approval" in (result.page or "")
     assert "AADSTS90094" in (result.page or "")
 
 
-def test_an_admin_consents_for_the_organization_in_the_consent_page(devcloud: DevCloud, contoso: msal.ConfidentialClientApplication) -> None:
+def test_an_admin_consents_for_the_organization_in_the_consent_page(
+    devcloud: DevCloud, contoso: msal.ConfidentialClientApplication
+) -> None:
     assert "access_token" in auth_code_flow(devcloud, contoso, "alice", tenant_wide=True)
     grants = devcloud.control("GET", "/directory")["grants"][f"{FABRIKAM}:{CONTOSO_APP}"]
     assert "https://graph.microsoft.com/Chat.ReadWrite" in grants["admin_scopes"]
@@ -202,7 +229,9 @@ def test_an_admin_consents_for_the_organization_in_the_consent_page(devcloud: De
     assert "access_token" in auth_code_flow(devcloud, other, "bob", consent=None)
 
 
-def test_declining_consent_redirects_with_access_denied(devcloud: DevCloud, contoso: msal.ConfidentialClientApplication) -> None:
+def test_declining_consent_redirects_with_access_denied(
+    devcloud: DevCloud, contoso: msal.ConfidentialClientApplication
+) -> None:
     flow = contoso.initiate_auth_code_flow(GRAPH_SCOPES, redirect_uri=REDIRECT_URI)
     params = sign_in(devcloud, flow["auth_uri"], USERS["alice"][0], consent="cancel").params
     assert params["error"] == "access_denied"
@@ -218,34 +247,46 @@ def test_a_tenant_specific_authority_refuses_users_of_other_tenants(devcloud: De
     assert "AADSTS50020" in (result.page or "")
 
 
-def test_the_organizations_authority_refuses_personal_accounts(devcloud: DevCloud, contoso: msal.ConfidentialClientApplication) -> None:
+def test_the_organizations_authority_refuses_personal_accounts(
+    devcloud: DevCloud, contoso: msal.ConfidentialClientApplication
+) -> None:
     flow = contoso.initiate_auth_code_flow(GRAPH_SCOPES, redirect_uri=REDIRECT_URI)
     result = sign_in(devcloud, flow["auth_uri"], USERS["pat"][0])
     assert "AADSTS50020" in (result.page or "")
 
 
-def test_an_unregistered_redirect_uri_is_an_error_page_not_a_redirect(devcloud: DevCloud, contoso: msal.ConfidentialClientApplication) -> None:
+def test_an_unregistered_redirect_uri_is_an_error_page_not_a_redirect(
+    devcloud: DevCloud, contoso: msal.ConfidentialClientApplication
+) -> None:
     flow = contoso.initiate_auth_code_flow(GRAPH_SCOPES, redirect_uri="https://evil.example/callback")
     response = devcloud.session().get(flow["auth_uri"], allow_redirects=False)
     assert response.status_code == 400
     assert "AADSTS50011" in response.text
 
 
-def test_loopback_redirect_uris_match_on_any_port(devcloud: DevCloud, contoso: msal.ConfidentialClientApplication) -> None:
+def test_loopback_redirect_uris_match_on_any_port(
+    devcloud: DevCloud, contoso: msal.ConfidentialClientApplication
+) -> None:
     devcloud.grant_consent(FABRIKAM)
-    flow = contoso.initiate_auth_code_flow(GRAPH_SCOPES, redirect_uri="http://localhost:51234/accounts/microsoft/login/callback/")
+    flow = contoso.initiate_auth_code_flow(
+        GRAPH_SCOPES, redirect_uri="http://localhost:51234/accounts/microsoft/login/callback/"
+    )
     result = sign_in(devcloud, flow["auth_uri"], USERS["bob"][0])
     assert result.redirect is not None and result.redirect.startswith("http://localhost:51234/")
 
 
-def test_prompt_none_without_a_session_is_login_required(devcloud: DevCloud, contoso: msal.ConfidentialClientApplication) -> None:
+def test_prompt_none_without_a_session_is_login_required(
+    devcloud: DevCloud, contoso: msal.ConfidentialClientApplication
+) -> None:
     flow = contoso.initiate_auth_code_flow(GRAPH_SCOPES, redirect_uri=REDIRECT_URI, prompt="none")
     response = devcloud.session().get(flow["auth_uri"], allow_redirects=False)
     params = dict(parse_qsl(urlsplit(response.headers["location"]).query))
     assert params["error"] == "login_required"
 
 
-def test_single_sign_on_skips_the_form_and_honours_login_hint(devcloud: DevCloud, contoso: msal.ConfidentialClientApplication) -> None:
+def test_single_sign_on_skips_the_form_and_honours_login_hint(
+    devcloud: DevCloud, contoso: msal.ConfidentialClientApplication
+) -> None:
     devcloud.grant_consent(FABRIKAM)
     browser = devcloud.session()
     flow = contoso.initiate_auth_code_flow(GRAPH_SCOPES, redirect_uri=REDIRECT_URI)
@@ -257,7 +298,9 @@ def test_single_sign_on_skips_the_form_and_honours_login_hint(devcloud: DevCloud
     assert 'name="password"' in page and USERS["alice"][0] in page
 
 
-def test_signing_keys_rotate_and_old_tokens_still_verify(devcloud: DevCloud, contoso: msal.ConfidentialClientApplication) -> None:
+def test_signing_keys_rotate_and_old_tokens_still_verify(
+    devcloud: DevCloud, contoso: msal.ConfidentialClientApplication
+) -> None:
     devcloud.grant_consent(FABRIKAM)
     old = auth_code_flow(devcloud, contoso, "bob")["access_token"]
     rotated = devcloud.control("POST", "/keys/rotate")
@@ -275,10 +318,20 @@ def test_token_errors_have_entras_shape(devcloud: DevCloud) -> None:
     response = requests.post(
         f"{devcloud.base_url}/organizations/oauth2/v2.0/token",
         data={"grant_type": "refresh_token", "client_id": CONTOSO_APP, "client_secret": "wrong", "refresh_token": "x"},
-        verify=devcloud.ca, timeout=5, headers={"client-request-id": "abc"},
+        verify=devcloud.ca,
+        timeout=5,
+        headers={"client-request-id": "abc"},
     )
     body = response.json()
     assert response.status_code == 401
-    assert set(body) >= {"error", "error_description", "error_codes", "timestamp", "trace_id", "correlation_id", "error_uri"}
+    assert set(body) >= {
+        "error",
+        "error_description",
+        "error_codes",
+        "timestamp",
+        "trace_id",
+        "correlation_id",
+        "error_uri",
+    }
     assert body["correlation_id"] == "abc"
     assert body["error_description"].startswith("AADSTS7000215: ")
