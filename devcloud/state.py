@@ -26,7 +26,6 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "acs_exchange_limit": 500,
     "acs_exchange_window": 30.0,
     "acs_identity_limit": 1000,
-    "acs_retry_after": 30,
 }
 
 
