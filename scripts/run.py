@@ -116,6 +116,8 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
 
+    # Explicit, so that Ctrl-C works even when the parent started us with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         procs["devcloud"] = start(
@@ -125,9 +127,20 @@ def main() -> None:
         )
         wait_for_devcloud(devcloud_port, procs["devcloud"])
         manage(env, "bootstrap", "--demo", "--site-domain", f"127.0.0.1:{port}")
+        # No access log: callback URLs carry OAuth authorization codes in their query.
         procs["web"] = start(
             "web",
-            [python, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
+            [
+                python,
+                "-m",
+                "uvicorn",
+                "portal.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
             env,
         )
         procs["worker"] = start(
