@@ -40,7 +40,7 @@ def _user(state: State, ref: str) -> User | None:
 
 
 def _tenant(state: State, ref: str) -> Tenant | None:
-    return state.directory.tenant(ref)
+    return state.directory.tenant(ref) or state.directory.tenant_by_name(ref)
 
 
 async def directory(request: Request) -> Response:

@@ -76,6 +76,12 @@ class App:
     redirect_uris: tuple[str, ...]
     required_scopes: tuple[str, ...]
     directory_role_claims: bool = True
+    # AzureADMultipleOrgs: work accounts of any tenant; AzureADandPersonalMicrosoftAccount adds personal ones.
+    sign_in_audience: str = "AzureADMultipleOrgs"
+
+    @property
+    def allows_personal_accounts(self) -> bool:
+        return self.sign_in_audience == "AzureADandPersonalMicrosoftAccount"
 
     def service_principal_id(self, tenant_id: str) -> str:
         return str(uuid.uuid5(uuid.UUID(tenant_id), "sp:" + self.client_id))
@@ -100,12 +106,13 @@ class Directory:
     acs_resources: list[AcsResource] = field(default_factory=list)
 
     def tenant(self, ref: str) -> Tenant | None:
-        """A tenant by id, name or verified domain (case-insensitive)."""
+        """A tenant by id or verified domain (case-insensitive), as Entra resolves them."""
         ref = ref.lower()
-        for tenant in self.tenants.values():
-            if ref in (tenant.id, tenant.name, tenant.domain):
-                return tenant
-        return None
+        return next((t for t in self.tenants.values() if ref in (t.id, t.domain)), None)
+
+    def tenant_by_name(self, name: str) -> Tenant | None:
+        """The seed's short names (`fabrikam`), for the seed and the control API only."""
+        return next((t for t in self.tenants.values() if t.name == name.lower()), None)
 
     def user_by_upn(self, upn: str) -> User | None:
         upn = upn.strip().lower()
@@ -160,7 +167,7 @@ def load_directory(seed_path: Path, *, port: int) -> Directory:
             users=users,
         )
     for a in raw.get("apps", ()):
-        home = directory.tenant(a["home_tenant"])
+        home = directory.tenant_by_name(a["home_tenant"]) or directory.tenant(a["home_tenant"])
         if home is None:
             raise ValueError(f"app {a['name']}: unknown home tenant {a['home_tenant']}")
         directory.apps[a["client_id"]] = App(
@@ -172,6 +179,7 @@ def load_directory(seed_path: Path, *, port: int) -> Directory:
             redirect_uris=tuple(a.get("redirect_uris", ())),
             required_scopes=tuple(a.get("required_scopes", ())),
             directory_role_claims=a.get("directory_role_claims", True),
+            sign_in_audience=a.get("sign_in_audience", "AzureADMultipleOrgs"),
         )
     for r in raw.get("acs_resources", ()):
         conn = r["connection_string"].replace("{port}", str(port))

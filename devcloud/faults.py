@@ -35,6 +35,13 @@ def validate(rule: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("status must be an HTTP error status (400-599)")
     if status is None and not rule.get("latency_ms"):
         raise ValueError("a fault needs a status, a latency_ms or both")
+    count = rule.get("count")
+    if count is not None and not (isinstance(count, int) and count >= 1):
+        raise ValueError("count must be a positive integer (or absent: every request)")
+    for name in ("retry_after", "latency_ms"):
+        value = rule.get(name)
+        if value is not None and not (isinstance(value, int) and value >= 0):
+            raise ValueError(f"{name} must be a non-negative integer")
     probability = float(rule.get("probability", 1.0))
     if not 0.0 <= probability <= 1.0:
         raise ValueError("probability must be between 0 and 1")

@@ -73,8 +73,9 @@ class KeyRing:
             self._save()
 
     def _save(self) -> None:
-        self.path.write_text(json.dumps([k.to_json() for k in self.keys]))
+        self.path.touch(mode=0o600)
         self.path.chmod(0o600)
+        self.path.write_text(json.dumps([k.to_json() for k in self.keys]))
 
     @property
     def active(self) -> SigningKey:

@@ -28,6 +28,12 @@ def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
     )
 
 
+def _write_private(path: Path, data: bytes) -> None:
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_bytes(data)
+
+
 def _name(common_name: str) -> x509.Name:
     return x509.Name(
         [
@@ -64,9 +70,21 @@ def _create_ca(state_dir: Path) -> None:
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        # Whoever trusts this CA trusts it for this machine's loopback names only.
+        .add_extension(
+            x509.NameConstraints(
+                permitted_subtrees=[
+                    x509.DNSName("localhost"),
+                    x509.IPAddress(ipaddress.ip_network("127.0.0.0/8")),
+                    x509.IPAddress(ipaddress.ip_network("::1/128")),
+                ],
+                excluded_subtrees=None,
+            ),
+            critical=True,
+        )
         .sign(key, hashes.SHA256())
     )
-    (state_dir / "ca-key.pem").write_bytes(_pem_key(key))
+    _write_private(state_dir / "ca-key.pem", _pem_key(key))
     (state_dir / "ca.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
@@ -92,7 +110,7 @@ def _create_server_cert(state_dir: Path) -> None:
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    (state_dir / "server-key.pem").write_bytes(_pem_key(key))
+    _write_private(state_dir / "server-key.pem", _pem_key(key))
     (state_dir / "server.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 

@@ -27,6 +27,8 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     ),
     ACS: ("Teams.ManageCalls", "Teams.ManageChats"),
 }
+# Delegated permissions that only an admin may consent to, whatever the tenant's user consent policy.
+ADMIN_ONLY = frozenset({f"{GRAPH}/User.Read.All", f"{GRAPH}/ChatMember.ReadWrite"})
 RESOURCE_ALIASES = {GRAPH_APP_ID: GRAPH, GRAPH: GRAPH, ACS: ACS}
 
 
@@ -38,6 +40,11 @@ class Scopes:
     permissions: dict[str, set[str]] = field(default_factory=dict)
     default_for: set[str] = field(default_factory=set)
     invalid: list[str] = field(default_factory=list)
+
+    @property
+    def mixes_default(self) -> bool:
+        """`.default` with a named permission of the same resource: Entra refuses it (AADSTS70011)."""
+        return bool(self.default_for & self.permissions.keys())
 
     @property
     def resources(self) -> list[str]:

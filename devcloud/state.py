@@ -59,6 +59,7 @@ class Grant:
 @dataclass
 class AuthCode:
     client_id: str
+    tenant_id: str
     redirect_uri: str
     scope: str
     user_id: str
@@ -93,8 +94,8 @@ class State:
     def _secret(self) -> bytes:
         path = self.state_dir / "state-key"
         if not path.exists():
+            path.touch(mode=0o600)
             path.write_bytes(Fernet.generate_key())
-            path.chmod(0o600)
         return path.read_bytes()
 
     def _reset_mutable(self) -> None:

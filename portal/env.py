@@ -11,7 +11,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 TRUE = {"1", "true", "yes", "on"}
-FALSE = {"0", "false", "no", "off", ""}
+FALSE = {"0", "false", "no", "off"}
 
 
 def _raw(name: str) -> str | None:
@@ -25,8 +25,9 @@ def _raw(name: str) -> str | None:
 
 
 def env_str(name: str, default: str | None = None) -> str:
+    """The value, or `default` when the variable is unset or empty."""
     value = _raw(name)
-    if value is None:
+    if not value:
         if default is None:
             raise ImproperlyConfigured(f"The environment variable {name} is required.")
         return default
@@ -35,7 +36,7 @@ def env_str(name: str, default: str | None = None) -> str:
 
 def env_bool(name: str, default: bool) -> bool:
     value = _raw(name)
-    if value is None:
+    if value is None or not value.strip():
         return default
     if value.strip().lower() in TRUE:
         return True

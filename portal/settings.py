@@ -124,6 +124,9 @@ ACCOUNT_LOGIN_METHODS = {"username"}
 ACCOUNT_SIGNUP_FIELDS = ["username*"]
 ACCOUNT_EMAIL_VERIFICATION = "none"
 ACCOUNT_LOGOUT_ON_GET = False
+# Accounts come from Entra ID only: no local sign-up or password sign-in.
+SOCIALACCOUNT_ONLY = True
+ACCOUNT_ADAPTER = "identity.adapters.AccountAdapter"
 SOCIALACCOUNT_ADAPTER = "identity.adapters.SocialAccountAdapter"
 SOCIALACCOUNT_AUTO_SIGNUP = True
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = False

@@ -59,6 +59,7 @@ def test_the_asgi_app_and_celery_app_it_names_import(compose: dict[str, Any]) ->
 def test_its_settings_are_documented_in_env_example(compose: dict[str, Any]) -> None:
     documented = set(re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.M))
     anchor = compose["x-portal"]["environment"]
+    assert "SECRET_KEY_FILE" not in anchor, "a fresh clone has no secret file; DEBUG uses the development key"
     names = {name.removesuffix("_FILE") for name in anchor}
     assert names <= documented, names - documented
 

@@ -61,7 +61,10 @@ def _sso_user(state: State, request: Request) -> User | None:
     if not data or data.get("t") != "sso":
         return None
     user = state.directory.user(data["oid"])
-    return user if user and state.is_enabled(user) else None
+    if user is None or not state.is_enabled(user):
+        return None
+    # revokeSignInSessions ends browser sessions too, not only refresh tokens.
+    return user if data["at"] >= state.tokens_valid_from.get(user.id, 0.0) else None
 
 
 def _new_transaction(state: State, txn: dict[str, str]) -> str:
@@ -154,8 +157,8 @@ def _check_authorize_params(params: dict[str, str], txn: dict[str, str]) -> erro
     if not params.get("scope"):
         return errors.missing_parameter("scope")
     parsed = sc.parse(params["scope"])
-    if parsed.invalid:
-        return errors.invalid_scope(" ".join(parsed.invalid))
+    if parsed.invalid or parsed.mixes_default:
+        return errors.invalid_scope(" ".join(parsed.invalid) or params["scope"])
     if params.get("code_challenge"):
         method = params.get("code_challenge_method", "plain")
         if method not in ("S256", "plain"):
@@ -189,7 +192,7 @@ def _tenant_problem(state: State, txn: dict[str, str], app: App, user: User) -> 
     tenant = state.directory.tenants[user.tenant_id]
     if isinstance(authority, Tenant) and authority.id != tenant.id:
         return errors.user_not_in_tenant(user.upn, tenant.id, authority.display_name, app.client_id)
-    if authority == "organizations" and tenant.is_personal:
+    if tenant.is_personal and (authority == "organizations" or not app.allows_personal_accounts):
         return errors.personal_account_not_allowed(app.client_id)
     if not app.multitenant and tenant.id != app.home_tenant_id:
         return errors.app_not_found(app.client_id, tenant.display_name)
@@ -210,7 +213,8 @@ def _after_sign_in(state: State, txn: dict[str, str], app: App, user: User) -> R
     if txn.get("prompt") == "none":
         return _error_redirect(txn, errors.silent_consent_required(app.client_id, app.name))
     tenant = state.directory.tenants[user.tenant_id]
-    if not (user.can_consent_for_tenant or tenant.user_consent):
+    users_may_consent = tenant.user_consent and not (missing & sc.ADMIN_ONLY)
+    if not (user.can_consent_for_tenant or users_may_consent):
         ctx = _new_transaction(state, txn)
         err = errors.admin_approval_required(app.name)
         return pages.approval_required(message=str(err), return_url=f"/{txn['tenant']}/consent/return?ctx={ctx}")
@@ -246,6 +250,7 @@ def _issue_code(state: State, txn: dict[str, str], app: App, user: User) -> Resp
     code = state.new_code(
         AuthCode(
             client_id=app.client_id,
+            tenant_id=user.tenant_id,
             redirect_uri=txn["redirect_uri"],
             scope=txn["scope"],
             user_id=user.id,
@@ -358,7 +363,12 @@ async def admin_consent(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
+    """Signs out; redirects only to a URI registered for the app named by `client_id`."""
+    state = _state(request)
     target = request.query_params.get("post_logout_redirect_uri")
+    app = state.directory.apps.get(request.query_params.get("client_id", ""))
+    if target and (app is None or not redirect_uri_registered(app, target)):
+        target = None
     response: Response = (
         RedirectResponse(target, status_code=302)
         if target

@@ -85,7 +85,7 @@ def app_not_found(client_id: str, tenant: str) -> EntraError:
 
 def redirect_uri_mismatch(redirect_uri: str, client_id: str) -> EntraError:
     return EntraError(
-        "invalid_request",
+        "invalid_client",
         50011,
         f"The redirect URI '{redirect_uri}' specified in the request does not match the redirect "
         f"URIs configured for the application '{client_id}'. Make sure the redirect URI sent in the "
@@ -223,6 +223,15 @@ def code_invalid() -> EntraError:
         70000,
         "The provided value for the 'code' parameter is not valid. The code has expired or it was "
         "issued to a different client.",
+    )
+
+
+def code_other_tenant(tenant_name: str) -> EntraError:
+    return EntraError(
+        "invalid_grant",
+        50148,
+        f"The provided authorization code was issued to a user of another tenant than '{tenant_name}'. "
+        "Redeem it at the tenant it was issued for.",
     )
 
 

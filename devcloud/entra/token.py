@@ -29,7 +29,10 @@ def _iso(ts: float) -> str:
 def _client_credentials(request: Request, form: dict[str, str]) -> tuple[str, str | None]:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("basic "):
-        raw = base64.b64decode(header[6:]).decode()
+        try:
+            raw = base64.b64decode(header[6:], validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            raise errors.missing_client_secret() from None
         client_id, _, secret = raw.partition(":")
         return unquote(client_id), unquote(secret)
     return form.get("client_id", ""), form.get("client_secret")
@@ -51,8 +54,8 @@ def _authenticate(state: State, request: Request, form: dict[str, str], tenant_n
 
 def _one_resource(scope: str) -> tuple[sc.Scopes, str]:
     parsed = sc.parse(scope)
-    if parsed.invalid:
-        raise errors.invalid_scope(" ".join(parsed.invalid))
+    if parsed.invalid or parsed.mixes_default:
+        raise errors.invalid_scope(" ".join(parsed.invalid) or scope)
     resources = parsed.resources
     if len(resources) > 1:
         raise errors.multiple_resources(scope)
@@ -101,13 +104,15 @@ def _user_grant_response(
     return JSONResponse(body, headers=NO_STORE)
 
 
-def _authorization_code(state: State, app: App, form: dict[str, str]) -> JSONResponse:
+def _authorization_code(state: State, app: App, form: dict[str, str], authority: Tenant | str) -> JSONResponse:
     value = form.get("code", "")
     if not value:
         raise errors.missing_parameter("code")
     code = state.codes.get(value)
     if code is None or code.client_id != app.client_id:
         raise errors.code_invalid()
+    if isinstance(authority, Tenant) and authority.id != code.tenant_id:
+        raise errors.code_other_tenant(authority.display_name)
     if code.redeemed:
         raise errors.code_redeemed()
     code.redeemed = True
@@ -207,7 +212,7 @@ async def token(request: Request) -> Response:
         app = _authenticate(state, request, form, name)
         grant_type = form.get("grant_type", "")
         if grant_type == "authorization_code":
-            return _authorization_code(state, app, form)
+            return _authorization_code(state, app, form, authority)
         if grant_type == "refresh_token":
             return _refresh_token(state, app, form, authority)
         if grant_type == "client_credentials":

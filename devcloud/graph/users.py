@@ -35,17 +35,29 @@ def user_resource(user: User) -> dict[str, Any]:
     }
 
 
-def _select(resource: dict[str, Any], request: Request) -> dict[str, Any]:
+def _extended(user: User) -> dict[str, Any]:
+    """Properties Graph returns only when `$select` names them."""
+    return {"mailNickname": user.upn.split("@", 1)[0], "companyName": None, "accountEnabled": True}
+
+
+def _select(user: User, request: Request) -> dict[str, Any]:
+    default = user_resource(user)
     wanted = request.query_params.get("$select")
     if not wanted:
-        return resource
+        return default
+    known = {**default, **_extended(user)}
     names = [n.strip() for n in wanted.split(",") if n.strip()]
-    return {k: v for k, v in resource.items() if k in names}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise GraphError(
+            400, "Request_BadRequest", f"Could not find a property named '{unknown[0]}' on type 'microsoft.graph.user'."
+        )
+    return {name: known[name] for name in names}
 
 
 def _answer(request: Request, context: str, user: User) -> Response:
     base = str(request.base_url).rstrip("/")
-    body = {"@odata.context": f"{base}/v1.0/$metadata#{context}", **_select(user_resource(user), request)}
+    body = {"@odata.context": f"{base}/v1.0/$metadata#{context}", **_select(user, request)}
     return JSONResponse(body, media_type=ODATA_JSON)
 
 

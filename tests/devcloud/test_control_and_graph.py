@@ -14,6 +14,7 @@ import time
 import msal
 import pytest
 import requests
+from azure.communication.identity import CommunicationIdentityClient, CommunicationTokenScope
 from azure.communication.identity.aio import CommunicationIdentityClient as AsyncIdentityClient
 
 from tests.devcloud.conftest import msal_app
@@ -164,13 +165,17 @@ def test_acs_refuses_a_request_signed_more_than_five_minutes_ago(devcloud: DevCl
     assert stale.json()["error"]["code"] == "Denied"
 
 
-def test_the_async_client_signs_the_unquoted_path_and_is_accepted(devcloud: DevCloud) -> None:
-    token = mint(devcloud, "bob", ACS_SCOPES)
+def test_both_clients_sign_paths_with_colons_and_are_accepted(devcloud: DevCloud) -> None:
+    """The sync client signs `8%3Aacs%3A…` as sent, the async one the unquoted `8:acs:…`."""
     conn = devcloud.acs_connection_string()
+    sync_client = CommunicationIdentityClient.from_connection_string(conn, connection_verify=devcloud.ca)
+    user = sync_client.create_user()
+    assert ":" in user.properties["id"]
+    assert sync_client.get_token(user, scopes=[CommunicationTokenScope.CHAT]).token
 
-    async def exchange() -> str:
+    async def issue() -> str:
         async with AsyncIdentityClient.from_connection_string(conn, connection_verify=devcloud.ca) as client:
-            result = await client.get_token_for_teams_user(token, CONTOSO_APP, USERS["bob"][1])
+            result = await client.get_token(user, scopes=[CommunicationTokenScope.CHAT])
         return str(result.token)
 
-    assert asyncio.run(exchange()).count(".") == 2
+    assert asyncio.run(issue()).count(".") == 2

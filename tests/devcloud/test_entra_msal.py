@@ -335,3 +335,82 @@ def test_token_errors_have_entras_shape(devcloud: DevCloud) -> None:
     }
     assert body["correlation_id"] == "abc"
     assert body["error_description"].startswith("AADSTS7000215: ")
+
+
+def test_revoking_sessions_ends_single_sign_on_too(
+    devcloud: DevCloud, contoso: msal.ConfidentialClientApplication
+) -> None:
+    devcloud.grant_consent(FABRIKAM)
+    browser = devcloud.session()
+    flow = contoso.initiate_auth_code_flow(GRAPH_SCOPES, redirect_uri=REDIRECT_URI)
+    sign_in(devcloud, flow["auth_uri"], USERS["bob"][0], browser=browser)
+    devcloud.control("POST", f"/users/{USERS['bob'][1]}/revoke-sessions")
+    silent = contoso.initiate_auth_code_flow(GRAPH_SCOPES, redirect_uri=REDIRECT_URI, prompt="none")
+    location = browser.get(silent["auth_uri"], allow_redirects=False).headers["location"]
+    assert dict(parse_qsl(urlsplit(location).query))["error"] == "login_required"
+
+
+def test_a_code_is_redeemed_only_at_its_users_tenant(
+    devcloud: DevCloud, contoso: msal.ConfidentialClientApplication
+) -> None:
+    devcloud.grant_consent(FABRIKAM)
+    flow = contoso.initiate_auth_code_flow(GRAPH_SCOPES, redirect_uri=REDIRECT_URI)
+    params = sign_in(devcloud, flow["auth_uri"], USERS["bob"][0]).params
+    northwind = msal_app(devcloud, authority=NORTHWIND)
+    result = northwind.acquire_token_by_auth_code_flow(flow, params)
+    assert result["error"] == "invalid_grant"
+
+
+def test_the_common_authority_refuses_personal_accounts_for_work_only_apps(devcloud: DevCloud) -> None:
+    app = msal_app(devcloud, authority="common")
+    flow = app.initiate_auth_code_flow(GRAPH_SCOPES, redirect_uri=REDIRECT_URI)
+    result = sign_in(devcloud, flow["auth_uri"], USERS["pat"][0])
+    assert "AADSTS50020" in (result.page or "")
+
+
+def test_a_tenant_is_named_by_id_or_verified_domain_only(devcloud: DevCloud) -> None:
+    response = devcloud.http.get(f"{devcloud.base_url}/fabrikam/v2.0/.well-known/openid-configuration")
+    assert response.json()["error_codes"] == [90002]
+
+
+def test_logout_redirects_only_to_a_registered_uri(devcloud: DevCloud) -> None:
+    logout = f"{devcloud.base_url}/organizations/oauth2/v2.0/logout"
+    evil = devcloud.session().get(
+        logout,
+        params={"post_logout_redirect_uri": "https://evil.example/", "client_id": CONTOSO_APP},
+        allow_redirects=False,
+    )
+    assert evil.status_code == 200 and "signed out" in evil.text
+    ours = devcloud.session().get(
+        logout,
+        params={"post_logout_redirect_uri": "http://localhost:8000/", "client_id": CONTOSO_APP},
+        allow_redirects=False,
+    )
+    assert ours.status_code == 200
+    registered = "http://localhost:8000/accounts/microsoft/login/callback/"
+    back = devcloud.session().get(
+        logout, params={"post_logout_redirect_uri": registered, "client_id": CONTOSO_APP}, allow_redirects=False
+    )
+    assert back.status_code == 302 and back.headers["location"] == registered
+
+
+def test_users_may_consent_for_themselves_only_where_the_tenant_allows_and_not_to_admin_only_scopes(
+    devcloud: DevCloud,
+) -> None:
+    app = msal_app(devcloud)
+    flow = app.initiate_auth_code_flow(["User.Read"], redirect_uri=REDIRECT_URI)
+    page = sign_in(devcloud, flow["auth_uri"], USERS["charlie"][0], consent=None).page or ""
+    assert "idBtn_Accept" in page and "tenant_wide" not in page
+    assert "access_token" in auth_code_flow(devcloud, msal_app(devcloud), "charlie", scopes=["User.Read"])
+    flow = app.initiate_auth_code_flow(["User.Read.All"], redirect_uri=REDIRECT_URI)
+    assert "Need admin approval" in (sign_in(devcloud, flow["auth_uri"], USERS["charlie"][0]).page or "")
+
+
+def test_default_mixed_with_a_named_scope_of_the_same_resource_is_invalid(
+    devcloud: DevCloud, contoso: msal.ConfidentialClientApplication
+) -> None:
+    flow = contoso.initiate_auth_code_flow(
+        ["https://graph.microsoft.com/.default", "User.Read"], redirect_uri=REDIRECT_URI
+    )
+    response = devcloud.session().get(flow["auth_uri"], allow_redirects=False)
+    assert dict(parse_qsl(urlsplit(response.headers["location"]).query))["error"] == "invalid_scope"

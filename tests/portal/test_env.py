@@ -27,10 +27,19 @@ def test_it_fails_loudly_on_an_unreadable_file(monkeypatch: pytest.MonkeyPatch, 
         env_str("THING")
 
 
-@pytest.mark.parametrize(("raw", "value"), [("true", True), ("1", True), ("off", False), ("", False)])
+@pytest.mark.parametrize(("raw", "value"), [("true", True), ("1", True), ("off", False), ("No", False)])
 def test_it_reads_booleans(monkeypatch: pytest.MonkeyPatch, raw: str, value: bool) -> None:
     monkeypatch.setenv("FLAG", raw)
     assert env_bool("FLAG", not value) is value
+
+
+def test_an_empty_variable_means_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLAG", "")
+    monkeypatch.setenv("URL", "")
+    monkeypatch.setenv("COUNT", " ")
+    assert env_bool("FLAG", True) is True
+    assert env_str("URL", "redis://default") == "redis://default"
+    assert env_int("COUNT", 3) == 3
 
 
 def test_it_refuses_a_boolean_it_cannot_read(monkeypatch: pytest.MonkeyPatch) -> None:
