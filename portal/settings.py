@@ -18,6 +18,13 @@ if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("Set SECRET_KEY (or SECRET_KEY_FILE), or DEBUG=true for development.")
     SECRET_KEY = "development-only-key-not-for-production"  # noqa: S105
+# Keys for encryption at rest (vendor secrets, token caches): base64url 32-byte keys, newest
+# first; the first encrypts, all decrypt. `python manage.py rotate_encryption` re-encrypts.
+ENCRYPTION_KEYS = env_list("ENCRYPTION_KEYS", "")
+if not ENCRYPTION_KEYS:
+    if not DEBUG:
+        raise ImproperlyConfigured("Set ENCRYPTION_KEYS (or ENCRYPTION_KEYS_FILE), or DEBUG=true for development.")
+    ENCRYPTION_KEYS = ["ZGV2ZWxvcG1lbnQtb25seS1rZXktMzItYnl0ZXMhISE"]  # development only
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 SITE_NAME = env_str("SITE_NAME", "Teams Connect Portal")
@@ -34,6 +41,8 @@ INSTALLED_APPS = [
     "allauth",
     "allauth.account",
     "allauth.socialaccount",
+    # Installed but not routed: portal sign-in is identity.views (its own ID-token checks).
+    # tests/devcloud/test_allauth.py routes it to check devcloud against allauth.
     "allauth.socialaccount.providers.microsoft",
     "tenants",
     "identity",
@@ -104,7 +113,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # Tasks must finish (or be re-queued) well inside this; countdowns stay below it.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    # Consent revocation is never pushed: confirm every active tenant periodically.
+    "confirm-active-tenants": {
+        "task": "tenants.tasks.confirm_active_tenants",
+        "schedule": float(env_int("TENANT_CONSENT_CHECK_SECONDS", 900)),
+    },
+}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # The Microsoft cloud. In production leave these at Microsoft's; on a machine without
@@ -119,6 +134,7 @@ AUTHENTICATION_BACKENDS = [
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
 SITE_ID = 1
+LOGIN_URL = "home"
 LOGIN_REDIRECT_URL = "/"
 ACCOUNT_LOGIN_METHODS = {"username"}
 ACCOUNT_SIGNUP_FIELDS = ["username*"]

@@ -4,8 +4,9 @@ from django.urls import include, path
 from portal import views
 
 urlpatterns = [
-    path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
-    path("accounts/", include("allauth.urls")),
+    # allauth keeps accounts and sessions (sign-out); sign-in itself is identity.views.
+    path("accounts/", include("allauth.account.urls")),
     path("admin/", admin.site.urls),
+    path("", include("tenants.urls")),
 ]

@@ -1,16 +1,8 @@
-from allauth.socialaccount.models import SocialApp
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from portal.health import health
-
-
-@require_GET
-def home(request: HttpRequest) -> HttpResponse:
-    sign_in_ready = SocialApp.objects.filter(provider="microsoft").exists()
-    return render(request, "portal/home.html", {"sign_in_ready": sign_in_ready})
 
 
 @never_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import signal
@@ -11,6 +12,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,12 +40,12 @@ def check_redis(url: str) -> None:
         )
 
 
-def secret_file(name: str) -> Path:
+def secret_file(name: str, make: Callable[[], str]) -> Path:
     path = VAR / name
     if not path.exists():
         VAR.mkdir(exist_ok=True)
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
+        path.touch(mode=0o600)
+        path.write_text(make())
     return path
 
 
@@ -52,7 +54,10 @@ def environment(port: int, devcloud_port: int) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("DEBUG", "true")
     if "SECRET_KEY" not in env:
-        env.setdefault("SECRET_KEY_FILE", str(secret_file("secret_key")))
+        env.setdefault("SECRET_KEY_FILE", str(secret_file("secret_key", lambda: secrets.token_urlsafe(50))))
+    if "ENCRYPTION_KEYS" not in env:
+        new_key = lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")  # noqa: E731
+        env.setdefault("ENCRYPTION_KEYS_FILE", str(secret_file("encryption_key", new_key)))
     env.setdefault("ENTRA_LOGIN_URL", devcloud)
     env.setdefault("GRAPH_URL", devcloud)
     env.setdefault("MICROSOFT_CA_BUNDLE", str(VAR / "devcloud" / "ca-bundle.pem"))

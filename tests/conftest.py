@@ -29,3 +29,12 @@ def devcloud_settings(devcloud: DevCloud, settings: pytest.FixtureRequest) -> De
     settings.GRAPH_URL = devcloud.base_url  # type: ignore[attr-defined]
     settings.MICROSOFT_CA_BUNDLE = devcloud.ca_bundle  # type: ignore[attr-defined]
     return devcloud
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> Iterator[None]:
+    """Each test starts with an empty cache (JWKS, locks), under the tests' own key prefix."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield

@@ -39,17 +39,19 @@ def test_tests_run_on_postgresql() -> None:
 
 
 @pytest.mark.django_db
-def test_home_page_says_sign_in_is_not_configured_without_an_app(client: Client) -> None:
+def test_home_page_says_when_no_provider_is_set_up(client: Client) -> None:
     response = client.get("/")
     assert response.status_code == 200
-    assert "Microsoft sign-in is not configured yet" in response.content.decode()
+    assert "No provider is set up yet" in response.content.decode()
 
 
 @pytest.mark.django_db
-def test_home_page_offers_microsoft_sign_in_to_anonymous_visitors(client: Client) -> None:
+def test_home_page_lists_the_providers_and_each_offers_sign_in(client: Client) -> None:
     call_command("load_demo_data", stdout=io.StringIO())
-    response = client.get("/")
-    assert response.status_code == 200
-    page = response.content.decode()
-    assert "Sign in with Microsoft" in page
+    page = client.get("/").content.decode()
+    assert 'href="/v/contoso/"' in page and 'href="/v/litware/"' in page
     assert 'href="#main"' in page
+    vendor_page = client.get("/v/contoso/").content.decode()
+    assert "Sign in with Microsoft" in vendor_page
+    assert "Connect your organization" in vendor_page
+    assert client.get("/v/nobody/").status_code == 404

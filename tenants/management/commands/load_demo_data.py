@@ -1,41 +1,42 @@
-"""Create or update the demo data that `make run` signs in with (idempotent)."""
+"""Create or update the demo vendors of devcloud's seed, with their staff (idempotent)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from allauth.socialaccount.models import SocialApp
 from django.conf import settings
 from django.contrib.sites.models import Site
 from django.core.management.base import BaseCommand
 
-from tenants.demo import CONTOSO, DEMO_SIGN_INS
+from tenants.demo import DEMO_SIGN_INS, VENDORS
+from tenants.models import VendorMembership
+from tenants.services import vendor_save
 
 
 class Command(BaseCommand):
-    help = "Load the demo vendor app (devcloud's Contoso) so that Microsoft sign-in works locally."
+    help = "Load the demo vendors (devcloud's Contoso and Litware) so that sign-in works locally."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--site-domain", default="127.0.0.1:8000")
+        parser.add_argument("--acs-endpoint", default="", help="default: ENTRA_LOGIN_URL (devcloud serves both)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        site, _ = Site.objects.update_or_create(
+        Site.objects.update_or_create(
             id=settings.SITE_ID, defaults={"domain": options["site_domain"], "name": settings.SITE_NAME}
         )
-        app, _ = SocialApp.objects.update_or_create(
-            provider="microsoft",
-            client_id=CONTOSO.client_id,
-            defaults={
-                "name": f"{CONTOSO.vendor} (Entra ID)",
-                "secret": CONTOSO.client_secret,
-                "settings": {
-                    "tenant": "organizations",
-                    "login_url": settings.ENTRA_LOGIN_URL,
-                    "graph_url": settings.GRAPH_URL,
-                },
-            },
-        )
-        app.sites.set([site])
-        self.stdout.write(self.style.SUCCESS(f"Demo vendor app: {app.name}"))
+        endpoint = (options["acs_endpoint"] or settings.ENTRA_LOGIN_URL).rstrip("/")
+        for demo in VENDORS:
+            vendor = vendor_save(
+                name=demo.name,
+                slug=demo.slug,
+                client_id=demo.client_id,
+                client_secret=demo.client_secret,
+                acs_connection_string=f"endpoint={endpoint}/;accesskey={demo.acs_access_key}",
+            )
+            for tid, oid, name in demo.staff:
+                VendorMembership.objects.update_or_create(
+                    vendor=vendor, tid=tid, oid=oid, defaults={"display_name": name}
+                )
+            self.stdout.write(self.style.SUCCESS(f"Demo vendor: {vendor.name} (/v/{vendor.slug}/)"))
         for upn, password, role in DEMO_SIGN_INS:
             self.stdout.write(f"  {upn} / {password}  ({role})")

@@ -1,0 +1,141 @@
+"""Sign-in with Entra ID for a vendor's users and staff, and the onboarding sign-in of admins."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from allauth.account.utils import perform_login
+from django.contrib.auth.models import User
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from identity.id_tokens import IdTokenClaims, InvalidIdToken, validate_id_token
+from integrations import entra
+from tenants import services
+from tenants.models import CONSENT_ROLES, AuditEvent, Vendor
+from tenants.scopes import SIGN_IN_SCOPES
+from tenants.selectors import vendor_for_slug
+
+log = logging.getLogger(__name__)
+FLOW_KEY = "entra_flow"
+CONSENT_KEY = "consent_state"
+PURPOSES = ("sign_in", "onboard")
+
+
+def start(request: HttpRequest, *, vendor: Vendor, purpose: str) -> HttpResponse:
+    """Begin an auth code flow (state, nonce, PKCE kept in the session) and go to Entra."""
+    app = services.vendor_entra_app(vendor)
+    flow = entra.start_sign_in(
+        app, redirect_uri=request.build_absolute_uri(reverse("auth_callback")), scopes=SIGN_IN_SCOPES
+    )
+    request.session[FLOW_KEY] = {"vendor": vendor.pk, "purpose": purpose, "flow": flow}
+    return HttpResponseRedirect(flow["auth_uri"])
+
+
+@require_POST
+def sign_in(request: HttpRequest, slug: str) -> HttpResponse:
+    return start(request, vendor=vendor_for_slug(slug), purpose="sign_in")
+
+
+def refused(request: HttpRequest, *, vendor: Vendor | None, reason: str, status: int = 403) -> HttpResponse:
+    return render(
+        request,
+        "identity/refused.html",
+        {"vendor": vendor, "reason": reason, "consent_roles": CONSENT_ROLES.values()},
+        status=status,
+    )
+
+
+@require_GET
+def callback(request: HttpRequest) -> HttpResponse:
+    pending = request.session.pop(FLOW_KEY, None)
+    if not pending or pending.get("purpose") not in PURPOSES:
+        return refused(request, vendor=None, reason="no_sign_in_in_progress", status=400)
+    vendor = Vendor.objects.filter(pk=pending["vendor"]).first()
+    if vendor is None:
+        return refused(request, vendor=None, reason="no_sign_in_in_progress", status=400)
+    if "error" in request.GET:
+        error = request.GET.get("error", "")[:64]
+        services.audit(vendor=vendor, kind=AuditEvent.Kind.SIGN_IN_REFUSED, reason=f"entra:{error}")
+        if pending["purpose"] == "onboard" and error == "access_denied":
+            # Entra stops users who may not consent ("Need admin approval") before we learn their role.
+            return needs_admin(request, vendor=vendor)
+        return refused(request, vendor=vendor, reason="entra_declined")
+    try:
+        result = entra.finish_sign_in(
+            services.vendor_entra_app(vendor), flow=pending["flow"], params=request.GET.dict()
+        )
+        claims = validate_id_token(result.id_token, client_id=str(vendor.entra_client_id), nonce=result.nonce)
+    except entra.EntraError as exc:
+        reason = (
+            "user_disabled"
+            if 50057 in exc.codes
+            else ("state_mismatch" if exc.error == "state_mismatch" else "entra_error")
+        )
+        services.audit(vendor=vendor, kind=AuditEvent.Kind.SIGN_IN_REFUSED, reason=reason, codes=exc.codes)
+        return refused(request, vendor=vendor, reason=reason, status=400 if reason == "state_mismatch" else 403)
+    except InvalidIdToken as exc:
+        services.audit(vendor=vendor, kind=AuditEvent.Kind.SIGN_IN_REFUSED, reason="invalid_id_token", detail=str(exc))
+        return refused(request, vendor=vendor, reason="invalid_id_token", status=400)
+    if pending["purpose"] == "onboard":
+        return _onboard(request, vendor=vendor, claims=claims)
+    return _sign_in(request, vendor=vendor, claims=claims)
+
+
+def _sign_in(request: HttpRequest, *, vendor: Vendor, claims: IdTokenClaims) -> HttpResponse:
+    staff = services.staff_sign_in(vendor=vendor, claims=claims)
+    if staff is not None and staff.user is not None:
+        return _login(request, staff.user, reverse("vendor_dashboard", args=[vendor.slug]))
+    try:
+        member = services.tenant_user_sign_in(vendor=vendor, claims=claims, onboarding=False)
+    except services.SignInRefused as exc:
+        return refused(request, vendor=vendor, reason=exc.reason)
+    return _login(request, member.user, reverse("home"))
+
+
+def _login(request: HttpRequest, user: User, redirect_url: str) -> HttpResponse:
+    """allauth opens the session (and rotates its key)."""
+    response: HttpResponse = perform_login(request, user, redirect_url=redirect_url)
+    return response
+
+
+def _onboard(request: HttpRequest, *, vendor: Vendor, claims: IdTokenClaims) -> HttpResponse:
+    if services.consent_role(claims.wids) is None:
+        services.audit(
+            vendor=vendor,
+            kind=AuditEvent.Kind.SIGN_IN_REFUSED,
+            tid=claims.tid,
+            oid=claims.oid,
+            reason="not_consent_admin",
+        )
+        return needs_admin(request, vendor=vendor)
+    try:
+        member = services.tenant_user_sign_in(vendor=vendor, claims=claims, onboarding=True)
+    except services.SignInRefused as exc:
+        return refused(request, vendor=vendor, reason=exc.reason)
+    _login(request, member.user, reverse("tenant_admin"))
+    return redirect_to_admin_consent(request, vendor=vendor, tid=claims.tid)
+
+
+def needs_admin(request: HttpRequest, *, vendor: Vendor) -> HttpResponse:
+    """Names the roles that can consent and gives a link to send to such an admin."""
+    connect_url = request.build_absolute_uri(reverse("vendor_page", args=[vendor.slug]))
+    context = {"vendor": vendor, "consent_roles": CONSENT_ROLES.values(), "connect_url": connect_url}
+    return render(request, "tenants/needs_admin.html", context, status=403)
+
+
+def redirect_to_admin_consent(request: HttpRequest, *, vendor: Vendor, tid: str) -> HttpResponse:
+    """Entra's admin consent for the vendor's scopes; `state` is bound to this session."""
+    state = secrets.token_urlsafe(32)
+    request.session[CONSENT_KEY] = {"state": state, "vendor": vendor.pk, "tid": tid}
+    url = entra.admin_consent_url(
+        services.vendor_entra_app(vendor),
+        tenant=tid,
+        state=state,
+        scopes=list(vendor.requested_scopes),
+        redirect_uri=request.build_absolute_uri(reverse("onboarding_callback")),
+    )
+    return redirect(url)

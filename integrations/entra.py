@@ -1,0 +1,136 @@
+"""Entra ID through msal: sign-in (auth code + PKCE + nonce), client credentials, admin consent URL.
+
+Returns our dataclasses and raises our exceptions; knows nothing of the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import msal
+from django.conf import settings
+
+from integrations.http import microsoft_session
+
+log = logging.getLogger(__name__)
+
+# Scopes name Microsoft's resource identifiers, whatever host serves them.
+GRAPH_DEFAULT = "https://graph.microsoft.com/.default"
+# Error codes (AADSTS) that mean the app's consent is gone in the tenant.
+CONSENT_REVOKED_CODES = frozenset({65001, 700016})
+# Error codes that mean the user must sign in again.
+INTERACTION_CODES = frozenset({50173, 700082, 50076, 50079, 50058, 70008, 50057})
+
+
+@dataclass(frozen=True)
+class EntraApp:
+    """A vendor's multitenant app registration."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+
+    @property
+    def login_url(self) -> str:
+        return str(settings.ENTRA_LOGIN_URL)
+
+
+class EntraError(Exception):
+    """Entra refused; `codes` are its AADSTS numbers (never contains a token)."""
+
+    def __init__(self, error: str, codes: list[int], description: str = "") -> None:
+        super().__init__(f"{error} {codes}")
+        self.error = error
+        self.codes = codes
+        self.description = description.split("\r\n", 1)[0][:300]
+
+    @property
+    def consent_revoked(self) -> bool:
+        return bool(CONSENT_REVOKED_CODES.intersection(self.codes))
+
+    @property
+    def needs_interaction(self) -> bool:
+        return self.error in ("interaction_required", "invalid_grant") and not self.consent_revoked
+
+
+def error_from(result: dict[str, Any]) -> EntraError:
+    """The one place where an msal error payload becomes our exception."""
+    return EntraError(
+        str(result.get("error", "unknown_error")),
+        [int(c) for c in result.get("error_codes", [])],
+        str(result.get("error_description", "")),
+    )
+
+
+def client(
+    app: EntraApp, *, authority: str = "organizations", cache: msal.TokenCache | None = None
+) -> msal.ConfidentialClientApplication:
+    return msal.ConfidentialClientApplication(
+        app.client_id,
+        client_credential=app.client_secret,
+        authority=f"{app.login_url}/{authority}",
+        instance_discovery=False,
+        http_client=microsoft_session(),
+        token_cache=cache,
+    )
+
+
+def start_sign_in(
+    app: EntraApp, *, redirect_uri: str, scopes: list[str], login_hint: str | None = None
+) -> dict[str, Any]:
+    """An auth code flow (state, nonce, PKCE) to keep in the session; `auth_uri` is where to go."""
+    flow: dict[str, Any] = client(app).initiate_auth_code_flow(
+        scopes, redirect_uri=redirect_uri, prompt="select_account", login_hint=login_hint
+    )
+    return flow
+
+
+@dataclass(frozen=True)
+class SignInResult:
+    id_token: str = field(repr=False)
+    nonce: str
+    cache: str = field(repr=False)
+
+
+def finish_sign_in(app: EntraApp, *, flow: dict[str, Any], params: dict[str, str]) -> SignInResult:
+    """Redeem the code; the ID token is returned unvalidated (identity.id_tokens validates it)."""
+    cache = msal.SerializableTokenCache()
+    try:
+        result = client(app, cache=cache).acquire_token_by_auth_code_flow(flow, params)
+    except ValueError as exc:
+        # msal raises when `state` does not match the flow: a forged or replayed callback.
+        raise EntraError("state_mismatch", [], str(exc)) from None
+    if "error" in result:
+        raise error_from(result)
+    return SignInResult(id_token=result["id_token"], nonce=_sent_nonce(flow), cache=cache.serialize())
+
+
+def _sent_nonce(flow: dict[str, Any]) -> str:
+    # msal sends the SHA-256 (hex) of the flow's nonce; the ID token must echo that value.
+    return hashlib.sha256(str(flow["nonce"]).encode()).hexdigest()
+
+
+def confirm_app_in_tenant(app: EntraApp, tid: str) -> None:
+    """A client-credentials token for `tid` proves the app is consented there; raises otherwise."""
+    result = client(app, authority=tid).acquire_token_for_client([GRAPH_DEFAULT])
+    if "access_token" not in result:
+        raise error_from(result)
+
+
+def admin_consent_url(app: EntraApp, *, tenant: str, redirect_uri: str, scopes: list[str], state: str) -> str:
+    query = urlencode(
+        {"client_id": app.client_id, "scope": " ".join(scopes), "redirect_uri": redirect_uri, "state": state}
+    )
+    return f"{app.login_url}/{tenant}/v2.0/adminconsent?{query}"
+
+
+def jwks() -> dict[str, Any]:
+    """Entra's signing keys (the same for every tenant)."""
+    url = f"{settings.ENTRA_LOGIN_URL}/common/discovery/v2.0/keys"
+    response = microsoft_session().get(url)
+    response.raise_for_status()
+    keys: dict[str, Any] = response.json()
+    return keys

@@ -1,0 +1,176 @@
+"""Vendors, their customer tenants, and the append-only consent and audit records."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.db import models
+
+# Directory roles that may grant tenant-wide consent, by role template id (the `wids` claim).
+CONSENT_ROLES: dict[str, str] = {
+    "62e90394-69f5-4237-9190-012177145e10": "Global Administrator",
+    "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3": "Application Administrator",
+    "158c047a-c907-4556-b7ef-446551a6b5f7": "Cloud Application Administrator",
+}
+PERSONAL_ACCOUNTS_TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
+
+
+class AppendOnlyError(Exception):
+    """Consent and audit records are never changed or deleted."""
+
+
+class AppendOnly(models.Model):
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise AppendOnlyError(f"{type(self).__name__} rows are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError(f"{type(self).__name__} rows are append-only")
+
+
+class Vendor(models.Model):
+    """An ISV with one multitenant Entra app and one ACS resource."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(unique=True)
+    entra_client_id = models.UUIDField(unique=True)
+    # Sealed with identity.crypto; read through tenants.services.vendor_secrets().
+    entra_client_secret_sealed = models.TextField()
+    acs_connection_string_sealed = models.TextField()
+    requested_scopes = models.JSONField(default=list, help_text="Delegated permissions customers consent to.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class VendorMembership(models.Model):
+    """A member of the vendor's staff, by (tid, oid) in Entra: sees the vendor's customers only."""
+
+    vendor = models.ForeignKey(Vendor, on_delete=models.CASCADE, related_name="memberships")
+    tid = models.UUIDField()
+    oid = models.UUIDField()
+    display_name = models.CharField(max_length=200, blank=True)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="vendor_membership"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints: ClassVar = [models.UniqueConstraint(fields=["vendor", "tid", "oid"], name="uniq_vendor_member")]
+
+    def __str__(self) -> str:
+        return f"{self.display_name or self.oid} @ {self.vendor}"
+
+
+class CustomerTenant(models.Model):
+    """One Entra tenant as a customer of one vendor."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending consent"
+        ACTIVE = "active", "Active"
+        CONSENT_REVOKED = "consent_revoked", "Consent revoked"
+        DISCONNECTED = "disconnected", "Disconnected"
+
+    vendor = models.ForeignKey(Vendor, on_delete=models.CASCADE, related_name="customers")
+    tid = models.UUIDField()
+    display_name = models.CharField(max_length=200, blank=True)
+    domain = models.CharField(max_length=253, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    scopes_granted = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    status_changed_at = models.DateTimeField(auto_now_add=True)
+    last_confirmed_at = models.DateTimeField(null=True, blank=True)
+    last_activity_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints: ClassVar = [models.UniqueConstraint(fields=["vendor", "tid"], name="uniq_vendor_tid")]
+        indexes: ClassVar = [models.Index(fields=["vendor", "status"])]
+
+    def __str__(self) -> str:
+        return self.display_name or str(self.tid)
+
+
+class TenantUser(models.Model):
+    """A Teams user of a customer tenant, identified by (tid, oid) from a validated token."""
+
+    class Role(models.TextChoices):
+        ADMIN = "admin", "Tenant admin"
+        MEMBER = "member", "Member"
+
+    tenant = models.ForeignKey(CustomerTenant, on_delete=models.CASCADE, related_name="users")
+    oid = models.UUIDField()
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tenant_user")
+    display_name = models.CharField(max_length=200, blank=True)
+    upn = models.CharField(max_length=320, blank=True, help_text="Display only; never used to identify.")
+    directory_roles = models.JSONField(default=list, help_text="Role template ids (wids) at the last sign-in.")
+    portal_role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_sign_in_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints: ClassVar = [models.UniqueConstraint(fields=["tenant", "oid"], name="uniq_tenant_oid")]
+
+    def __str__(self) -> str:
+        return self.display_name or str(self.oid)
+
+
+class ConsentRecord(AppendOnly):
+    """A tenant-wide consent granted by an admin, or its revocation as detected."""
+
+    class Kind(models.TextChoices):
+        GRANTED = "granted", "Granted"
+        REVOKED = "revoked", "Revocation detected"
+
+    tenant = models.ForeignKey(CustomerTenant, on_delete=models.CASCADE, related_name="consent_records")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    admin = models.ForeignKey(TenantUser, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    admin_name = models.CharField(max_length=200, blank=True)
+    admin_role_id = models.CharField(max_length=36, blank=True)
+    admin_role = models.CharField(max_length=64, blank=True)
+    scopes = models.JSONField(default=list)
+    confirmed_by = models.CharField(max_length=200, help_text="How the server confirmed it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.tenant} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class AuditEvent(AppendOnly):
+    """Security events, per vendor; tid/oid kept as text for sign-ins refused before any row exists."""
+
+    class Kind(models.TextChoices):
+        SIGN_IN = "sign_in", "Signed in"
+        SIGN_IN_REFUSED = "sign_in_refused", "Sign-in refused"
+        CONSENT_GRANTED = "consent_granted", "Consent granted"
+        CONSENT_REVOKED = "consent_revoked", "Consent revocation detected"
+        CONSENT_REFUSED = "consent_refused", "Consent callback refused"
+        TENANT_DISCONNECTED = "tenant_disconnected", "Tenant disconnected"
+        ROLE_CHANGED = "role_changed", "Role changed"
+
+    vendor = models.ForeignKey(Vendor, on_delete=models.CASCADE, related_name="audit_events")
+    tenant = models.ForeignKey(
+        CustomerTenant, on_delete=models.SET_NULL, null=True, blank=True, related_name="audit_events"
+    )
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    tid = models.CharField(max_length=36, blank=True)
+    oid = models.CharField(max_length=36, blank=True)
+    reason = models.CharField(max_length=64, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes: ClassVar = [models.Index(fields=["vendor", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.reason}".strip()

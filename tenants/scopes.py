@@ -1,0 +1,28 @@
+"""The delegated permissions a vendor's app asks each customer tenant to consent to."""
+
+from __future__ import annotations
+
+ACS_RESOURCE = "https://auth.msft.communication.azure.com"
+GRAPH_RESOURCE = "https://graph.microsoft.com"
+
+# Both ACS scopes are needed for the Entra → ACS exchange; Graph scopes for chat.
+DEFAULT_REQUESTED_SCOPES = [
+    f"{ACS_RESOURCE}/Teams.ManageCalls",
+    f"{ACS_RESOURCE}/Teams.ManageChats",
+    f"{GRAPH_RESOURCE}/User.Read",
+    f"{GRAPH_RESOURCE}/Chat.ReadWrite",
+    f"{GRAPH_RESOURCE}/ChatMessage.Send",
+    f"{GRAPH_RESOURCE}/offline_access",
+]
+
+# What a user's sign-in asks for: one resource per token request (Graph here).
+SIGN_IN_SCOPES = [
+    f"{GRAPH_RESOURCE}/User.Read",
+    f"{GRAPH_RESOURCE}/Chat.ReadWrite",
+    f"{GRAPH_RESOURCE}/ChatMessage.Send",
+]
+
+
+def missing_scopes(*, requested: list[str], granted: list[str]) -> list[str]:
+    have = {s.lower() for s in granted}
+    return [s for s in requested if s.lower() not in have]

@@ -1,0 +1,81 @@
+"""Reads, always scoped: a vendor's customers, a tenant's users and records."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404
+
+from tenants.models import AuditEvent, ConsentRecord, CustomerTenant, TenantUser, Vendor
+
+
+def vendor_for_slug(slug: str) -> Vendor:
+    vendor = Vendor.objects.filter(slug=slug).first()
+    if vendor is None:
+        raise Http404("No such vendor")
+    return vendor
+
+
+def access_vendor(*, user: User | AnonymousUser, slug: str) -> Vendor:
+    """The vendor whose staff `user` is; the same 404 for missing and not-yours."""
+    vendor = Vendor.objects.filter(slug=slug, memberships__user=user).first() if user.is_authenticated else None
+    if vendor is None:
+        raise Http404("No such vendor")
+    return vendor
+
+
+def access_admin_tenant(*, user: User | AnonymousUser) -> TenantUser:
+    """The signed-in tenant admin, with the tenant; 404 for anyone else."""
+    member = (
+        TenantUser.objects.select_related("tenant__vendor").filter(user=user, portal_role=TenantUser.Role.ADMIN).first()
+        if user.is_authenticated
+        else None
+    )
+    if member is None:
+        raise Http404("No such tenant")
+    return member
+
+
+def vendor_customers(*, vendor: Vendor, query: str = "", status: str = "") -> QuerySet[CustomerTenant]:
+    customers = CustomerTenant.objects.filter(vendor=vendor)
+    if status:
+        customers = customers.filter(status=status)
+    if query:
+        match = Q(display_name__icontains=query) | Q(domain__icontains=query)
+        if _is_guid(query):
+            match |= Q(tid=query)
+        customers = customers.filter(match)
+    return customers.annotate(user_count=Count("users")).order_by("display_name", "domain", "id")
+
+
+def _is_guid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def tenant_consent_history(*, tenant: CustomerTenant) -> QuerySet[ConsentRecord]:
+    return ConsentRecord.objects.filter(tenant=tenant).order_by("-created_at", "-id")
+
+
+def last_grants(*, tenant_ids: list[int]) -> dict[int, ConsentRecord]:
+    """The newest grant per tenant, in one query."""
+    grants = ConsentRecord.objects.filter(tenant_id__in=tenant_ids, kind=ConsentRecord.Kind.GRANTED).order_by(
+        "tenant_id", "-created_at", "-id"
+    )
+    newest: dict[int, ConsentRecord] = {}
+    for grant in grants:
+        newest.setdefault(grant.tenant_id, grant)
+    return newest
+
+
+def tenant_users(*, tenant: CustomerTenant) -> QuerySet[TenantUser]:
+    return TenantUser.objects.filter(tenant=tenant).order_by("display_name", "id")
+
+
+def vendor_audit(*, vendor: Vendor) -> QuerySet[AuditEvent]:
+    return AuditEvent.objects.filter(vendor=vendor).select_related("tenant").order_by("-created_at", "-id")

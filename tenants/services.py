@@ -1,0 +1,340 @@
+"""Writes: vendors, customer tenants, tenant users, consent records, audit events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser, User
+from django.db import transaction
+from django.utils import timezone
+
+from identity import crypto
+from identity.id_tokens import IdTokenClaims
+from integrations import entra
+from integrations.entra import EntraApp
+from tenants.models import (
+    CONSENT_ROLES,
+    PERSONAL_ACCOUNTS_TENANT,
+    AuditEvent,
+    ConsentRecord,
+    CustomerTenant,
+    TenantUser,
+    Vendor,
+    VendorMembership,
+)
+from tenants.scopes import DEFAULT_REQUESTED_SCOPES
+
+Status = CustomerTenant.Status
+
+
+# vendors -------------------------------------------------------------------------------------
+def _secret_context(vendor_client_id: str, name: str) -> str:
+    return f"vendor:{vendor_client_id}:{name}"
+
+
+@dataclass(frozen=True)
+class VendorSecrets:
+    client_secret: str = field(repr=False)
+    acs_connection_string: str = field(repr=False)
+
+
+def vendor_save(
+    *,
+    name: str,
+    slug: str,
+    client_id: str,
+    client_secret: str,
+    acs_connection_string: str,
+    requested_scopes: list[str] | None = None,
+) -> Vendor:
+    """Create or update a vendor by slug; secrets are sealed with the newest key."""
+    vendor, _ = Vendor.objects.update_or_create(
+        slug=slug,
+        defaults={
+            "name": name,
+            "entra_client_id": client_id,
+            "entra_client_secret_sealed": crypto.seal(
+                client_secret, context=_secret_context(client_id, "client_secret")
+            ),
+            "acs_connection_string_sealed": crypto.seal(
+                acs_connection_string, context=_secret_context(client_id, "acs")
+            ),
+            "requested_scopes": requested_scopes or list(DEFAULT_REQUESTED_SCOPES),
+        },
+    )
+    return vendor
+
+
+def vendor_secrets(vendor: Vendor) -> VendorSecrets:
+    client_id = str(vendor.entra_client_id)
+    return VendorSecrets(
+        client_secret=crypto.unseal(
+            vendor.entra_client_secret_sealed, context=_secret_context(client_id, "client_secret")
+        ),
+        acs_connection_string=crypto.unseal(
+            vendor.acs_connection_string_sealed, context=_secret_context(client_id, "acs")
+        ),
+    )
+
+
+def vendor_entra_app(vendor: Vendor) -> EntraApp:
+    return EntraApp(client_id=str(vendor.entra_client_id), client_secret=vendor_secrets(vendor).client_secret)
+
+
+def vendor_reseal(vendor: Vendor) -> bool:
+    """Re-encrypt the vendor's secrets with the newest key; True when something changed."""
+    if not (
+        crypto.needs_rotation(vendor.entra_client_secret_sealed)
+        or crypto.needs_rotation(vendor.acs_connection_string_sealed)
+    ):
+        return False
+    secrets = vendor_secrets(vendor)
+    client_id = str(vendor.entra_client_id)
+    vendor.entra_client_secret_sealed = crypto.seal(
+        secrets.client_secret, context=_secret_context(client_id, "client_secret")
+    )
+    vendor.acs_connection_string_sealed = crypto.seal(
+        secrets.acs_connection_string, context=_secret_context(client_id, "acs")
+    )
+    vendor.save(update_fields=["entra_client_secret_sealed", "acs_connection_string_sealed"])
+    return True
+
+
+# audit ---------------------------------------------------------------------------------------
+def audit(
+    *,
+    vendor: Vendor,
+    kind: str,
+    tenant: CustomerTenant | None = None,
+    tid: str = "",
+    oid: str = "",
+    reason: str = "",
+    **details: Any,
+) -> AuditEvent:
+    return AuditEvent.objects.create(
+        vendor=vendor,
+        tenant=tenant,
+        kind=kind,
+        tid=tid or (str(tenant.tid) if tenant else ""),
+        oid=oid,
+        reason=reason,
+        details=details,
+    )
+
+
+# sign-in -------------------------------------------------------------------------------------
+def staff_sign_in(*, vendor: Vendor, claims: IdTokenClaims) -> VendorMembership | None:
+    """The vendor's staff member for these claims, with a portal user; None if not staff."""
+    membership = (
+        VendorMembership.objects.filter(vendor=vendor, tid=claims.tid, oid=claims.oid).select_related("user").first()
+    )
+    if membership is None:
+        return None
+    if membership.user is None:
+        membership.user = get_user_model().objects.create_user(
+            username=f"{vendor.slug}.staff.{claims.oid}", first_name=claims.name[:150]
+        )
+        membership.user.set_unusable_password()
+        membership.user.save(update_fields=["password"])
+    membership.display_name = claims.name[:200]
+    membership.save(update_fields=["user", "display_name"])
+    audit(vendor=vendor, kind=AuditEvent.Kind.SIGN_IN, tid=claims.tid, oid=claims.oid, staff=True)
+    return membership
+
+
+class SignInRefused(Exception):
+    """Why a sign-in is refused: a reason code the refusal page explains."""
+
+    def __init__(self, reason: str, tenant: CustomerTenant | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.tenant = tenant
+
+
+def consent_role(wids: tuple[str, ...] | list[str]) -> tuple[str, str] | None:
+    """The first consent-capable directory role in `wids`: (template id, name)."""
+    return next(((w, CONSENT_ROLES[w]) for w in wids if w in CONSENT_ROLES), None)
+
+
+def _refusal(tenant: CustomerTenant | None, *, onboarding: bool) -> str | None:
+    if onboarding:
+        return None
+    if tenant is None or tenant.status == Status.PENDING:
+        return "not_onboarded"
+    if tenant.status == Status.CONSENT_REVOKED:
+        return "consent_revoked"
+    if tenant.status == Status.DISCONNECTED:
+        return "disconnected"
+    return None
+
+
+def tenant_user_sign_in(*, vendor: Vendor, claims: IdTokenClaims, onboarding: bool) -> TenantUser:
+    """The tenant user for validated claims, created or updated; raises SignInRefused (audited)."""
+    try:
+        return _tenant_user_sign_in(vendor=vendor, claims=claims, onboarding=onboarding)
+    except SignInRefused as exc:
+        # Audited after the rollback, so that the record stays.
+        audit(
+            vendor=vendor,
+            kind=AuditEvent.Kind.SIGN_IN_REFUSED,
+            tenant=exc.tenant,
+            tid=claims.tid,
+            oid=claims.oid,
+            reason=exc.reason,
+        )
+        raise
+
+
+@transaction.atomic
+def _tenant_user_sign_in(*, vendor: Vendor, claims: IdTokenClaims, onboarding: bool) -> TenantUser:
+    if claims.tid == PERSONAL_ACCOUNTS_TENANT:
+        raise SignInRefused("personal_account")
+    tenant = CustomerTenant.objects.select_for_update().filter(vendor=vendor, tid=claims.tid).first()
+    reason = _refusal(tenant, onboarding=onboarding)
+    if reason:
+        raise SignInRefused(reason, tenant)
+    if tenant is None:
+        tenant = CustomerTenant.objects.create(vendor=vendor, tid=claims.tid, domain=_domain(claims))
+    member = _tenant_user_upsert(tenant=tenant, claims=claims)
+    now = timezone.now()
+    tenant.last_activity_at = now
+    tenant.save(update_fields=["last_activity_at"])
+    audit(vendor=vendor, kind=AuditEvent.Kind.SIGN_IN, tenant=tenant, oid=claims.oid)
+    return member
+
+
+def _domain(claims: IdTokenClaims) -> str:
+    return claims.preferred_username.rpartition("@")[2].lower()
+
+
+def _tenant_user_upsert(*, tenant: CustomerTenant, claims: IdTokenClaims) -> TenantUser:
+    roles = sorted(claims.wids)
+    portal_role = TenantUser.Role.ADMIN if consent_role(roles) else TenantUser.Role.MEMBER
+    member = TenantUser.objects.filter(tenant=tenant, oid=claims.oid).select_related("user").first()
+    if member is None:
+        user = get_user_model().objects.create_user(
+            username=f"{tenant.vendor.slug}.{tenant.tid}.{claims.oid}", first_name=claims.name[:150]
+        )
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+        member = TenantUser(tenant=tenant, oid=claims.oid, user=user)
+    elif member.directory_roles != roles or member.portal_role != portal_role:
+        audit(
+            vendor=tenant.vendor,
+            kind=AuditEvent.Kind.ROLE_CHANGED,
+            tenant=tenant,
+            oid=claims.oid,
+            before={"roles": member.directory_roles, "portal_role": member.portal_role},
+            after={"roles": roles, "portal_role": portal_role},
+        )
+    member.display_name = claims.name[:200]
+    member.upn = claims.preferred_username[:320]
+    member.directory_roles = roles
+    member.portal_role = portal_role
+    member.last_sign_in_at = timezone.now()
+    member.save()
+    return member
+
+
+# consent -------------------------------------------------------------------------------------
+@transaction.atomic
+def consent_record_grant(
+    *, tenant: CustomerTenant, admin: TenantUser, scopes: list[str], confirmed_by: str
+) -> ConsentRecord:
+    """The tenant is active from now on; the grant is recorded with the admin's role at this moment."""
+    role = consent_role(admin.directory_roles)
+    if role is None:
+        raise ValueError("the admin has no consent-capable role")
+    tenant = CustomerTenant.objects.select_for_update().get(pk=tenant.pk)
+    now = timezone.now()
+    tenant.status = Status.ACTIVE
+    tenant.scopes_granted = scopes
+    tenant.activated_at = tenant.activated_at or now
+    tenant.status_changed_at = now
+    tenant.last_confirmed_at = now
+    tenant.save(update_fields=["status", "scopes_granted", "activated_at", "status_changed_at", "last_confirmed_at"])
+    record = ConsentRecord.objects.create(
+        tenant=tenant,
+        kind=ConsentRecord.Kind.GRANTED,
+        admin=admin,
+        admin_name=admin.display_name,
+        admin_role_id=role[0],
+        admin_role=role[1],
+        scopes=scopes,
+        confirmed_by=confirmed_by,
+    )
+    audit(
+        vendor=tenant.vendor,
+        kind=AuditEvent.Kind.CONSENT_GRANTED,
+        tenant=tenant,
+        oid=str(admin.oid),
+        role=role[1],
+        scopes=scopes,
+    )
+    return record
+
+
+@transaction.atomic
+def tenant_mark_consent_revoked(*, tenant: CustomerTenant, detected_by: str, codes: list[int]) -> bool:
+    """Mark an active tenant as consent revoked (once); True when this call changed it."""
+    tenant = CustomerTenant.objects.select_for_update().get(pk=tenant.pk)
+    if tenant.status != Status.ACTIVE:
+        return False
+    tenant.status = Status.CONSENT_REVOKED
+    tenant.status_changed_at = timezone.now()
+    tenant.save(update_fields=["status", "status_changed_at"])
+    ConsentRecord.objects.create(
+        tenant=tenant, kind=ConsentRecord.Kind.REVOKED, scopes=[], confirmed_by=f"{detected_by} (AADSTS {codes})"
+    )
+    audit(
+        vendor=tenant.vendor, kind=AuditEvent.Kind.CONSENT_REVOKED, tenant=tenant, detected_by=detected_by, codes=codes
+    )
+    return True
+
+
+class TransientEntraError(Exception):
+    """Entra could not answer now (network, 5xx, throttling): try again later."""
+
+
+def tenant_confirm_consent(*, tenant: CustomerTenant) -> str:
+    """Ask Entra for a client-credentials token in the tenant: consent still there, or revoked."""
+    try:
+        entra.confirm_app_in_tenant(vendor_entra_app(tenant.vendor), str(tenant.tid))
+    except entra.EntraError as exc:
+        if exc.consent_revoked:
+            tenant_mark_consent_revoked(
+                tenant=tenant, detected_by="consent check (client credentials)", codes=exc.codes
+            )
+            return "revoked"
+        raise TransientEntraError(f"{exc.error} {exc.codes}") from None
+    except OSError as exc:
+        raise TransientEntraError(type(exc).__name__) from None
+    tenant.last_confirmed_at = timezone.now()
+    tenant.save(update_fields=["last_confirmed_at"])
+    return "confirmed"
+
+
+@transaction.atomic
+def tenant_disconnect(*, tenant: CustomerTenant, by: TenantUser) -> None:
+    """Sign-in is refused from now on and the tenant's data is removed; the records stay."""
+    tenant = CustomerTenant.objects.select_for_update().get(pk=tenant.pk)
+    users = get_user_model().objects.filter(tenant_user__tenant=tenant)
+    audit(
+        vendor=tenant.vendor,
+        kind=AuditEvent.Kind.TENANT_DISCONNECTED,
+        tenant=tenant,
+        oid=str(by.oid),
+        users_removed=users.count(),
+    )
+    users.delete()
+    tenant.status = Status.DISCONNECTED
+    tenant.scopes_granted = []
+    tenant.status_changed_at = timezone.now()
+    tenant.save(update_fields=["status", "scopes_granted", "status_changed_at"])
+
+
+def user_of(user: User | AnonymousUser) -> TenantUser | None:
+    member: TenantUser | None = getattr(user, "tenant_user", None)
+    return member

@@ -1,0 +1,164 @@
+"""The vendor's public page, onboarding (admin consent), the tenant admin page, the vendor dashboard."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from identity.views import CONSENT_KEY, redirect_to_admin_consent, refused, start
+from integrations import entra
+from tenants import selectors, services
+from tenants.models import CONSENT_ROLES, AuditEvent, CustomerTenant, Vendor
+from tenants.scopes import missing_scopes
+
+PAGE_SIZE = 25
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    member = services.user_of(request.user)
+    vendors = Vendor.objects.order_by("name")
+    return render(request, "portal/home.html", {"member": member, "vendors": vendors})
+
+
+@require_GET
+def vendor_page(request: HttpRequest, slug: str) -> HttpResponse:
+    vendor = selectors.vendor_for_slug(slug)
+    return render(request, "tenants/vendor.html", {"vendor": vendor, "consent_roles": CONSENT_ROLES.values()})
+
+
+@require_POST
+def connect(request: HttpRequest, slug: str) -> HttpResponse:
+    """ "Connect your organization": the admin signs in first, so that we know who and in which role."""
+    return start(request, vendor=selectors.vendor_for_slug(slug), purpose="onboard")
+
+
+@login_required
+@require_GET
+def onboarding_callback(request: HttpRequest) -> HttpResponse:
+    """Entra's admin consent redirect. Its query is unsigned: trust nothing until confirmed."""
+    pending = request.session.pop(CONSENT_KEY, None)
+    state = request.GET.get("state", "")
+    member = services.user_of(request.user)
+    if not pending or member is None or not secrets.compare_digest(state, pending["state"]):
+        vendor = member.tenant.vendor if member else None
+        if vendor:
+            services.audit(
+                vendor=vendor,
+                kind=AuditEvent.Kind.CONSENT_REFUSED,
+                tenant=member.tenant if member else None,
+                reason="state_mismatch",
+            )
+        return refused(request, vendor=vendor, reason="consent_state_mismatch", status=400)
+    tenant = member.tenant
+    vendor = tenant.vendor
+    if request.GET.get("error"):
+        services.audit(
+            vendor=vendor,
+            kind=AuditEvent.Kind.CONSENT_REFUSED,
+            tenant=tenant,
+            reason=f"entra:{request.GET.get('error', '')[:40]}",
+        )
+        messages.error(request, "Consent was not granted, so the organization is not connected. You can try again.")
+        return redirect("tenant_admin")
+    if (
+        request.GET.get("admin_consent") != "True"
+        or request.GET.get("tenant", "").lower() != str(tenant.tid)
+        or pending["tid"] != str(tenant.tid)
+    ):
+        services.audit(vendor=vendor, kind=AuditEvent.Kind.CONSENT_REFUSED, tenant=tenant, reason="callback_mismatch")
+        return refused(request, vendor=vendor, reason="consent_state_mismatch", status=400)
+    try:
+        entra.confirm_app_in_tenant(services.vendor_entra_app(vendor), str(tenant.tid))
+    except entra.EntraError as exc:
+        services.audit(
+            vendor=vendor, kind=AuditEvent.Kind.CONSENT_REFUSED, tenant=tenant, reason="not_confirmed", codes=exc.codes
+        )
+        return refused(request, vendor=vendor, reason="consent_not_confirmed", status=400)
+    services.consent_record_grant(
+        tenant=tenant,
+        admin=member,
+        scopes=list(vendor.requested_scopes),
+        confirmed_by="client-credentials token issued for the tenant",
+    )
+    messages.success(request, f"{tenant.display_name or tenant.domain} is connected to {vendor.name}.")
+    return redirect("tenant_admin")
+
+
+@require_GET
+def tenant_admin(request: HttpRequest) -> HttpResponse:
+    member = selectors.access_admin_tenant(user=request.user)
+    tenant = member.tenant
+    missing = missing_scopes(requested=list(tenant.vendor.requested_scopes), granted=list(tenant.scopes_granted))
+    users = Paginator(selectors.tenant_users(tenant=tenant), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "tenants/tenant_admin.html",
+        {
+            "member": member,
+            "tenant": tenant,
+            "vendor": tenant.vendor,
+            "missing_scopes": missing,
+            "history": selectors.tenant_consent_history(tenant=tenant)[:50],
+            "users": users,
+            "Status": CustomerTenant.Status,
+        },
+    )
+
+
+@require_POST
+def reconsent(request: HttpRequest) -> HttpResponse:
+    member = selectors.access_admin_tenant(user=request.user)
+    if services.consent_role(member.directory_roles) is None:
+        return refused(request, vendor=member.tenant.vendor, reason="not_consent_admin")
+    return redirect_to_admin_consent(request, vendor=member.tenant.vendor, tid=str(member.tenant.tid))
+
+
+@require_http_methods(["GET", "POST"])
+def disconnect(request: HttpRequest) -> HttpResponse:
+    member = selectors.access_admin_tenant(user=request.user)
+    tenant = member.tenant
+    if request.method == "POST":
+        if request.POST.get("confirm_domain", "").strip().lower() != tenant.domain.lower():
+            messages.error(request, "Type your organization's domain exactly to confirm.")
+            return render(request, "tenants/disconnect.html", {"tenant": tenant}, status=400)
+        vendor = tenant.vendor
+        services.tenant_disconnect(tenant=tenant, by=member)
+        logout(request)
+        messages.success(request, f"Your organization is disconnected from {vendor.name}; its data was removed.")
+        return redirect("vendor_page", vendor.slug)
+    return render(request, "tenants/disconnect.html", {"tenant": tenant})
+
+
+@require_GET
+def vendor_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
+    vendor = selectors.access_vendor(user=request.user, slug=slug)
+    query = request.GET.get("q", "").strip()[:100]
+    status = request.GET.get("status", "")
+    status = status if status in CustomerTenant.Status.values else ""
+    page = Paginator(selectors.vendor_customers(vendor=vendor, query=query, status=status), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    grants = selectors.last_grants(tenant_ids=[t.pk for t in page])
+    rows = [(tenant, grants.get(tenant.pk)) for tenant in page]
+    revoked = selectors.vendor_customers(vendor=vendor, status=CustomerTenant.Status.CONSENT_REVOKED).count()
+    return render(
+        request,
+        "tenants/vendor_dashboard.html",
+        {
+            "vendor": vendor,
+            "page": page,
+            "rows": rows,
+            "query": query,
+            "status": status,
+            "statuses": CustomerTenant.Status.choices,
+            "revoked_count": revoked,
+        },
+    )
