@@ -78,6 +78,8 @@ class App:
     directory_role_claims: bool = True
     # AzureADMultipleOrgs: work accounts of any tenant; AzureADandPersonalMicrosoftAccount adds personal ones.
     sign_in_audience: str = "AzureADMultipleOrgs"
+    # The home tenant's admin granted the app's required scopes for the organization.
+    home_tenant_consented: bool = False
 
     @property
     def allows_personal_accounts(self) -> bool:
@@ -180,6 +182,7 @@ def load_directory(seed_path: Path, *, port: int) -> Directory:
             required_scopes=tuple(a.get("required_scopes", ())),
             directory_role_claims=a.get("directory_role_claims", True),
             sign_in_audience=a.get("sign_in_audience", "AzureADMultipleOrgs"),
+            home_tenant_consented=a.get("home_tenant_consented", False),
         )
     for r in raw.get("acs_resources", ()):
         conn = r["connection_string"].replace("{port}", str(port))

@@ -15,6 +15,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from devcloud.directory import App, Directory, Tenant, User
 from devcloud.keys import KeyRing
+from devcloud.scopes import qualify
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     # Entra gives user access tokens a random lifetime of 60 to 90 minutes; a number fixes it.
@@ -99,7 +100,11 @@ class State:
         return path.read_bytes()
 
     def _reset_mutable(self) -> None:
-        self.grants: dict[str, Grant] = {}
+        self.grants: dict[str, Grant] = {
+            f"{app.home_tenant_id}:{app.client_id}": Grant(True, qualify(app.required_scopes))
+            for app in self.directory.apps.values()
+            if app.home_tenant_consented
+        }
         self.disabled: set[str] = {u.id for t in self.directory.tenants.values() for u in t.users if not u.seed_enabled}
         self.tokens_valid_from: dict[str, float] = {}
         self.settings: dict[str, Any] = dict(DEFAULT_SETTINGS)

@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from identity import crypto
 from identity.id_tokens import IdTokenClaims, InvalidIdToken, validate_id_token
 from integrations import entra
 from tenants import services
@@ -22,6 +23,7 @@ from tenants.selectors import vendor_for_slug
 log = logging.getLogger(__name__)
 FLOW_KEY = "entra_flow"
 CONSENT_KEY = "consent_state"
+ONBOARDING_CACHE_KEY = "onboarding_token_cache"
 PURPOSES = ("sign_in", "onboard")
 
 
@@ -81,7 +83,7 @@ def callback(request: HttpRequest) -> HttpResponse:
         services.audit(vendor=vendor, kind=AuditEvent.Kind.SIGN_IN_REFUSED, reason="invalid_id_token", detail=str(exc))
         return refused(request, vendor=vendor, reason="invalid_id_token", status=400)
     if pending["purpose"] == "onboard":
-        return _onboard(request, vendor=vendor, claims=claims)
+        return _onboard(request, vendor=vendor, claims=claims, token_cache=result.cache)
     return _sign_in(request, vendor=vendor, claims=claims)
 
 
@@ -102,7 +104,11 @@ def _login(request: HttpRequest, user: User, redirect_url: str) -> HttpResponse:
     return response
 
 
-def _onboard(request: HttpRequest, *, vendor: Vendor, claims: IdTokenClaims) -> HttpResponse:
+def onboarding_context(tid: str, oid: str) -> str:
+    return f"onboarding-token-cache:{tid}:{oid}"
+
+
+def _onboard(request: HttpRequest, *, vendor: Vendor, claims: IdTokenClaims, token_cache: str) -> HttpResponse:
     if services.consent_role(claims.wids) is None:
         services.audit(
             vendor=vendor,
@@ -117,6 +123,8 @@ def _onboard(request: HttpRequest, *, vendor: Vendor, claims: IdTokenClaims) -> 
     except services.SignInRefused as exc:
         return refused(request, vendor=vendor, reason=exc.reason)
     _login(request, member.user, reverse("tenant_admin"))
+    # The admin's tokens, sealed, let the consent callback confirm the scopes with Entra.
+    request.session[ONBOARDING_CACHE_KEY] = crypto.seal(token_cache, context=onboarding_context(claims.tid, claims.oid))
     return redirect_to_admin_consent(request, vendor=vendor, tid=claims.tid)
 
 

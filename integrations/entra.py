@@ -120,6 +120,35 @@ def confirm_app_in_tenant(app: EntraApp, tid: str) -> None:
         raise error_from(result)
 
 
+def confirm_scopes_consented(app: EntraApp, *, cache: str, scopes: list[str]) -> None:
+    """Silently get a token for each resource of `scopes` with the signed-in admin's refresh token.
+
+    Succeeds only where those delegated scopes are consented in the tenant, so a consent
+    callback that Entra did not really send activates nothing. Raises EntraError otherwise.
+    """
+    token_cache = msal.SerializableTokenCache()
+    token_cache.deserialize(cache)
+    msal_app = client(app, cache=token_cache)
+    accounts = msal_app.get_accounts()
+    if not accounts:
+        raise EntraError("no_account", [], "no signed-in account in the cache")
+    for resource_scopes in by_resource(scopes):
+        result = msal_app.acquire_token_silent_with_error(resource_scopes, account=accounts[0], force_refresh=True)
+        if not result or "access_token" not in result:
+            raise error_from(result or {"error": "no_token"})
+
+
+def by_resource(scopes: list[str]) -> list[list[str]]:
+    """Scopes grouped per resource (one token request serves one resource); OIDC scopes dropped."""
+    groups: dict[str, list[str]] = {}
+    for scope in scopes:
+        resource, _, name = scope.rpartition("/")
+        if name.lower() in ("offline_access", "openid", "profile", "email"):
+            continue
+        groups.setdefault(resource or "https://graph.microsoft.com", []).append(scope)
+    return list(groups.values())
+
+
 def admin_consent_url(app: EntraApp, *, tenant: str, redirect_uri: str, scopes: list[str], state: str) -> str:
     query = urlencode(
         {"client_id": app.client_id, "scope": " ".join(scopes), "redirect_uri": redirect_uri, "state": state}

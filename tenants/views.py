@@ -12,7 +12,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from identity.views import CONSENT_KEY, redirect_to_admin_consent, refused, start
+from identity import crypto
+from identity.views import CONSENT_KEY, ONBOARDING_CACHE_KEY, onboarding_context, refused, start
 from integrations import entra
 from tenants import selectors, services
 from tenants.models import CONSENT_ROLES, AuditEvent, CustomerTenant, Vendor
@@ -75,8 +76,15 @@ def onboarding_callback(request: HttpRequest) -> HttpResponse:
     ):
         services.audit(vendor=vendor, kind=AuditEvent.Kind.CONSENT_REFUSED, tenant=tenant, reason="callback_mismatch")
         return refused(request, vendor=vendor, reason="consent_state_mismatch", status=400)
+    sealed_cache = request.session.pop(ONBOARDING_CACHE_KEY, "")
+    app = services.vendor_entra_app(vendor)
     try:
-        entra.confirm_app_in_tenant(services.vendor_entra_app(vendor), str(tenant.tid))
+        entra.confirm_app_in_tenant(app, str(tenant.tid))
+        cache = crypto.unseal(sealed_cache, context=onboarding_context(str(tenant.tid), str(member.oid)))
+        entra.confirm_scopes_consented(app, cache=cache, scopes=list(vendor.requested_scopes))
+    except crypto.DecryptionError:
+        services.audit(vendor=vendor, kind=AuditEvent.Kind.CONSENT_REFUSED, tenant=tenant, reason="not_confirmed")
+        return refused(request, vendor=vendor, reason="consent_not_confirmed", status=400)
     except entra.EntraError as exc:
         services.audit(
             vendor=vendor, kind=AuditEvent.Kind.CONSENT_REFUSED, tenant=tenant, reason="not_confirmed", codes=exc.codes
@@ -86,7 +94,7 @@ def onboarding_callback(request: HttpRequest) -> HttpResponse:
         tenant=tenant,
         admin=member,
         scopes=list(vendor.requested_scopes),
-        confirmed_by="client-credentials token issued for the tenant",
+        confirmed_by="client-credentials token for the tenant; the admin's tokens for every requested scope",
     )
     messages.success(request, f"{tenant.display_name or tenant.domain} is connected to {vendor.name}.")
     return redirect("tenant_admin")
@@ -118,7 +126,8 @@ def reconsent(request: HttpRequest) -> HttpResponse:
     member = selectors.access_admin_tenant(user=request.user)
     if services.consent_role(member.directory_roles) is None:
         return refused(request, vendor=member.tenant.vendor, reason="not_consent_admin")
-    return redirect_to_admin_consent(request, vendor=member.tenant.vendor, tid=str(member.tenant.tid))
+    # A fresh sign-in gives the tokens that the consent callback confirms the scopes with.
+    return start(request, vendor=member.tenant.vendor, purpose="onboard")
 
 
 @require_http_methods(["GET", "POST"])
