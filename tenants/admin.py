@@ -1,0 +1,77 @@
+"""Django admin for superusers; secrets never shown; consent and audit records read-only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from tenants.models import AuditEvent, ConsentRecord, CustomerTenant, TenantUser, Vendor, VendorMembership
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Vendor)
+class VendorAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("name", "slug", "entra_client_id", "created_at")
+    # Secrets are set with `manage.py` (sealed); the admin never shows them.
+    exclude = ("entra_client_secret_sealed", "acs_connection_string_sealed")
+    readonly_fields = ("entra_client_id",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(VendorMembership)
+class VendorMembershipAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("vendor", "display_name", "tid", "oid", "user")
+    list_filter = ("vendor",)
+    readonly_fields = ("user",)
+
+
+@admin.register(CustomerTenant)
+class CustomerTenantAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("display_name", "domain", "vendor", "status", "activated_at", "last_activity_at")
+    list_filter = ("vendor", "status")
+    search_fields = ("display_name", "domain", "tid")
+    readonly_fields = (
+        "vendor",
+        "tid",
+        "status",
+        "scopes_granted",
+        "activated_at",
+        "status_changed_at",
+        "last_confirmed_at",
+        "last_activity_at",
+    )
+
+
+@admin.register(TenantUser)
+class TenantUserAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("display_name", "upn", "tenant", "portal_role", "last_sign_in_at")
+    list_filter = ("tenant__vendor", "portal_role")
+    search_fields = ("display_name", "upn", "oid")
+    readonly_fields = ("tenant", "oid", "user", "directory_roles", "last_sign_in_at")
+
+
+@admin.register(ConsentRecord)
+class ConsentRecordAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "tenant", "kind", "admin_name", "admin_role", "confirmed_by")
+    list_filter = ("kind", "tenant__vendor")
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "vendor", "tenant", "kind", "reason", "tid", "oid")
+    list_filter = ("vendor", "kind")
+    search_fields = ("tid", "oid", "reason")
