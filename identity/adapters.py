@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from django.contrib.auth.models import User
 from django.http import HttpRequest
 
 from integrations.http import MicrosoftSession, microsoft_session
+
+
+def user_display(user: User) -> str:
+    """People by their name from Entra; the username is an internal (tid, oid) key."""
+    return user.get_full_name() or user.get_username()
 
 
 class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]

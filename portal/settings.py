@@ -139,6 +139,7 @@ LOGIN_REDIRECT_URL = "/"
 ACCOUNT_LOGIN_METHODS = {"username"}
 ACCOUNT_SIGNUP_FIELDS = ["username*"]
 ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_USER_DISPLAY = "identity.adapters.user_display"
 ACCOUNT_LOGOUT_ON_GET = False
 # Accounts come from Entra ID only: no local sign-up or password sign-in.
 SOCIALACCOUNT_ONLY = True

@@ -43,7 +43,9 @@ def staff_client(contoso: Vendor) -> Client:
     return client
 
 
-def customers(vendor: Vendor, count: int, start: int = 0, status: str = CustomerTenant.Status.ACTIVE) -> list[CustomerTenant]:
+def customers(
+    vendor: Vendor, count: int, start: int = 0, status: str = CustomerTenant.Status.ACTIVE
+) -> list[CustomerTenant]:
     made = []
     for i in range(start, start + count):
         tenant = CustomerTenant.objects.create(
