@@ -161,3 +161,27 @@ def test_declining_admin_consent_connects_nothing(devcloud_vendors: DevCloud) ->
     assert response.status_code == 302
     assert fabrikam().status == CustomerTenant.Status.PENDING
     assert AuditEvent.objects.filter(kind=AuditEvent.Kind.CONSENT_REFUSED, reason="entra:access_denied").exists()
+
+
+def test_the_admin_page_offers_re_consent_when_the_vendor_asks_for_more(devcloud_vendors: DevCloud) -> None:
+    alice = person(devcloud_vendors, "alice")
+    alice.connect()
+    vendor = fabrikam().vendor
+    vendor.requested_scopes = [*vendor.requested_scopes, "https://graph.microsoft.com/ChatMember.Read"]
+    vendor.save(update_fields=["requested_scopes"])
+    page = alice.client.get("/tenant/").content.decode()
+    assert "ChatMember.Read" in page and "Grant consent again" in page
+    start = alice.client.post("/tenant/reconsent/")
+    assert start.status_code == 302 and "/oauth2/v2.0/authorize?" in start["Location"]
+    done: Any = alice.connect()
+    assert done.status_code == 302
+    assert "https://graph.microsoft.com/ChatMember.Read" in fabrikam().scopes_granted
+    assert ConsentRecord.objects.filter(tenant=fabrikam(), kind="granted").count() == 2
+
+
+def test_a_member_cannot_re_consent_or_see_the_admin_page(devcloud_vendors: DevCloud) -> None:
+    person(devcloud_vendors, "alice").connect()
+    bob = person(devcloud_vendors, "bob")
+    bob.sign_in()
+    assert bob.client.get("/tenant/").status_code == 404
+    assert bob.client.post("/tenant/reconsent/").status_code == 404
