@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -16,7 +17,7 @@ from identity import crypto
 from identity.views import CONSENT_KEY, ONBOARDING_CACHE_KEY, onboarding_context, refused, start
 from integrations import entra
 from tenants import selectors, services
-from tenants.models import CONSENT_ROLES, AuditEvent, CustomerTenant, Vendor
+from tenants.models import CONSENT_ROLES, AuditEvent, CustomerTenant, TenantUser, Vendor
 from tenants.scopes import missing_scopes
 
 PAGE_SIZE = 25
@@ -41,40 +42,36 @@ def connect(request: HttpRequest, slug: str) -> HttpResponse:
     return start(request, vendor=selectors.vendor_for_slug(slug), purpose="onboard")
 
 
+def _callback_problem(pending: dict[str, Any] | None, member: TenantUser, query: QueryDict) -> str | None:
+    """Why this consent callback is not the one we started, or None."""
+    tenant = member.tenant
+    if not pending or not secrets.compare_digest(query.get("state", ""), pending["state"]):
+        return "state_mismatch"
+    if pending["vendor"] != tenant.vendor_id or pending["tid"] != str(tenant.tid):
+        return "callback_mismatch"
+    if query.get("error"):
+        return f"entra:{query.get('error', '')[:40]}"
+    if query.get("admin_consent") != "True" or query.get("tenant", "").lower() != str(tenant.tid):
+        return "callback_mismatch"
+    return None
+
+
 @login_required
 @require_GET
 def onboarding_callback(request: HttpRequest) -> HttpResponse:
     """Entra's admin consent redirect. Its query is unsigned: trust nothing until confirmed."""
     pending = request.session.pop(CONSENT_KEY, None)
-    state = request.GET.get("state", "")
     member = services.user_of(request.user)
-    if not pending or member is None or not secrets.compare_digest(state, pending["state"]):
-        vendor = member.tenant.vendor if member else None
-        if vendor:
-            services.audit(
-                vendor=vendor,
-                kind=AuditEvent.Kind.CONSENT_REFUSED,
-                tenant=member.tenant if member else None,
-                reason="state_mismatch",
-            )
-        return refused(request, vendor=vendor, reason="consent_state_mismatch", status=400)
+    if member is None:
+        return refused(request, vendor=None, reason="consent_state_mismatch", status=400)
     tenant = member.tenant
     vendor = tenant.vendor
-    if request.GET.get("error"):
-        services.audit(
-            vendor=vendor,
-            kind=AuditEvent.Kind.CONSENT_REFUSED,
-            tenant=tenant,
-            reason=f"entra:{request.GET.get('error', '')[:40]}",
-        )
-        messages.error(request, "Consent was not granted, so the organization is not connected. You can try again.")
-        return redirect("tenant_admin")
-    if (
-        request.GET.get("admin_consent") != "True"
-        or request.GET.get("tenant", "").lower() != str(tenant.tid)
-        or pending["tid"] != str(tenant.tid)
-    ):
-        services.audit(vendor=vendor, kind=AuditEvent.Kind.CONSENT_REFUSED, tenant=tenant, reason="callback_mismatch")
+    problem = _callback_problem(pending, member, request.GET)
+    if problem is not None:
+        services.audit(vendor=vendor, kind=AuditEvent.Kind.CONSENT_REFUSED, tenant=tenant, reason=problem)
+        if problem.startswith("entra:"):
+            messages.error(request, "Consent was not granted, so the organization is not connected. You can try again.")
+            return redirect("tenant_admin")
         return refused(request, vendor=vendor, reason="consent_state_mismatch", status=400)
     sealed_cache = request.session.pop(ONBOARDING_CACHE_KEY, "")
     app = services.vendor_entra_app(vendor)
