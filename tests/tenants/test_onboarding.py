@@ -8,7 +8,7 @@ import pytest
 
 from tenants.models import AuditEvent, ConsentRecord, CustomerTenant, TenantUser
 from tenants.tasks import confirm_tenant_consent
-from tests.devcloud_server import CONTOSO_APP, FABRIKAM, NORTHWIND, USERS, DevCloud
+from tests.devcloud_server import CONTOSO_APP, FABRIKAM, NORTHWIND, USERS, DevCloud, sign_in
 from tests.portal_flow import Person, load_vendors
 
 pytestmark = pytest.mark.django_db
@@ -185,3 +185,16 @@ def test_a_member_cannot_re_consent_or_see_the_admin_page(devcloud_vendors: DevC
     bob.sign_in()
     assert bob.client.get("/tenant/").status_code == 404
     assert bob.client.post("/tenant/reconsent/").status_code == 404
+
+
+def test_a_user_disabled_during_sign_in_is_refused(devcloud_vendors: DevCloud) -> None:
+    person(devcloud_vendors, "alice").connect()
+    bob = person(devcloud_vendors, "bob")
+    start = bob.client.post("/v/contoso/sign-in/")
+    back = sign_in(devcloud_vendors, start["Location"], bob.upn, browser=bob.browser)
+    devcloud_vendors.control("POST", f"/users/{USERS['bob'][1]}/disable")
+    response = bob.client.get("/auth/callback/", back.params)
+    assert response.status_code == 403
+    assert "disabled" in response.content.decode()
+    assert last_refusal().reason == "user_disabled"
+    assert not TenantUser.objects.filter(oid=USERS["bob"][1]).exists()
