@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import secrets
 
 from allauth.account.utils import perform_login
@@ -20,7 +19,6 @@ from tenants.models import CONSENT_ROLES, AuditEvent, Vendor
 from tenants.scopes import SIGN_IN_SCOPES
 from tenants.selectors import vendor_for_slug
 
-log = logging.getLogger(__name__)
 FLOW_KEY = "entra_flow"
 CONSENT_KEY = "consent_state"
 ONBOARDING_CACHE_KEY = "onboarding_token_cache"

@@ -6,7 +6,6 @@ Returns our dataclasses and raises our exceptions; knows nothing of the database
 from __future__ import annotations
 
 import hashlib
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -16,14 +15,10 @@ from django.conf import settings
 
 from integrations.http import microsoft_session
 
-log = logging.getLogger(__name__)
-
 # Scopes name Microsoft's resource identifiers, whatever host serves them.
 GRAPH_DEFAULT = "https://graph.microsoft.com/.default"
 # Error codes (AADSTS) that mean the app's consent is gone in the tenant.
 CONSENT_REVOKED_CODES = frozenset({65001, 700016})
-# Error codes that mean the user must sign in again.
-INTERACTION_CODES = frozenset({50173, 700082, 50076, 50079, 50058, 70008, 50057})
 
 
 @dataclass(frozen=True)
@@ -41,19 +36,14 @@ class EntraApp:
 class EntraError(Exception):
     """Entra refused; `codes` are its AADSTS numbers (never contains a token)."""
 
-    def __init__(self, error: str, codes: list[int], description: str = "") -> None:
+    def __init__(self, error: str, codes: list[int]) -> None:
         super().__init__(f"{error} {codes}")
         self.error = error
         self.codes = codes
-        self.description = description.split("\r\n", 1)[0][:300]
 
     @property
     def consent_revoked(self) -> bool:
         return bool(CONSENT_REVOKED_CODES.intersection(self.codes))
-
-    @property
-    def needs_interaction(self) -> bool:
-        return self.error in ("interaction_required", "invalid_grant") and not self.consent_revoked
 
 
 def error_from(result: dict[str, Any]) -> EntraError:
@@ -61,7 +51,6 @@ def error_from(result: dict[str, Any]) -> EntraError:
     return EntraError(
         str(result.get("error", "unknown_error")),
         [int(c) for c in result.get("error_codes", [])],
-        str(result.get("error_description", "")),
     )
 
 
@@ -100,9 +89,9 @@ def finish_sign_in(app: EntraApp, *, flow: dict[str, Any], params: dict[str, str
     cache = msal.SerializableTokenCache()
     try:
         result = client(app, cache=cache).acquire_token_by_auth_code_flow(flow, params)
-    except ValueError as exc:
+    except ValueError:
         # msal raises when `state` does not match the flow: a forged or replayed callback.
-        raise EntraError("state_mismatch", [], str(exc)) from None
+        raise EntraError("state_mismatch", []) from None
     if "error" in result:
         raise error_from(result)
     return SignInResult(id_token=result["id_token"], nonce=_sent_nonce(flow), cache=cache.serialize())
@@ -131,7 +120,7 @@ def confirm_scopes_consented(app: EntraApp, *, cache: str, scopes: list[str]) ->
     msal_app = client(app, cache=token_cache)
     accounts = msal_app.get_accounts()
     if not accounts:
-        raise EntraError("no_account", [], "no signed-in account in the cache")
+        raise EntraError("no_account", [])
     for resource_scopes in by_resource(scopes):
         result = msal_app.acquire_token_silent_with_error(resource_scopes, account=accounts[0], force_refresh=True)
         if not result or "access_token" not in result:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 
-from tenants.models import AuditEvent, ConsentRecord, CustomerTenant, TenantUser, Vendor
+from tenants.models import ConsentRecord, CustomerTenant, TenantUser, Vendor
 
 
 def vendor_for_slug(slug: str) -> Vendor:
@@ -63,19 +63,19 @@ def tenant_consent_history(*, tenant: CustomerTenant) -> QuerySet[ConsentRecord]
 
 
 def last_grants(*, tenant_ids: list[int]) -> dict[int, ConsentRecord]:
-    """The newest grant per tenant, in one query."""
-    grants = ConsentRecord.objects.filter(tenant_id__in=tenant_ids, kind=ConsentRecord.Kind.GRANTED).order_by(
-        "tenant_id", "-created_at", "-id"
+    """The newest grant of each tenant (whatever the length of its history), in one query."""
+    newest = (
+        ConsentRecord.objects.filter(tenant=OuterRef("tenant"), kind=ConsentRecord.Kind.GRANTED)
+        .order_by("-created_at", "-id")
+        .values("pk")[:1]
     )
-    newest: dict[int, ConsentRecord] = {}
-    for grant in grants:
-        newest.setdefault(grant.tenant_id, grant)
-    return newest
+    grants = ConsentRecord.objects.filter(tenant_id__in=tenant_ids, pk=Subquery(newest))
+    return {grant.tenant_id: grant for grant in grants}
+
+
+def vendor_revoked_count(*, vendor: Vendor) -> int:
+    return CustomerTenant.objects.filter(vendor=vendor, status=CustomerTenant.Status.CONSENT_REVOKED).count()
 
 
 def tenant_users(*, tenant: CustomerTenant) -> QuerySet[TenantUser]:
     return TenantUser.objects.filter(tenant=tenant).order_by("display_name", "id")
-
-
-def vendor_audit(*, vendor: Vendor) -> QuerySet[AuditEvent]:
-    return AuditEvent.objects.filter(vendor=vendor).select_related("tenant").order_by("-created_at", "-id")

@@ -154,7 +154,7 @@ def vendor_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     )
     grants = selectors.last_grants(tenant_ids=[t.pk for t in page])
     rows = [(tenant, grants.get(tenant.pk)) for tenant in page]
-    revoked = selectors.vendor_customers(vendor=vendor, status=CustomerTenant.Status.CONSENT_REVOKED).count()
+    revoked = selectors.vendor_revoked_count(vendor=vendor)
     return render(
         request,
         "tenants/vendor_dashboard.html",

@@ -116,3 +116,20 @@ def test_the_django_admin_shows_no_secret_and_no_way_to_edit_records(contoso: Ve
     assert 'type="submit"' not in page or "Save" not in page
     assert admin_client.post(f"/admin/tenants/consentrecord/{record.pk}/delete/", {"post": "yes"}).status_code == 403
     assert admin_client.get("/admin/tenants/auditevent/add/").status_code == 403
+
+
+def test_the_dashboard_shows_the_newest_grant_of_each_customer(contoso: Vendor, staff_client: Client) -> None:
+    tenant = customers(contoso, 1)[0]
+    user = get_user_model().objects.create_user("second-admin")
+    second = TenantUser.objects.create(
+        tenant=tenant,
+        oid=uuid.uuid4(),
+        user=user,
+        display_name="Second Admin",
+        directory_roles=["158c047a-c907-4556-b7ef-446551a6b5f7"],
+        portal_role="admin",
+    )
+    services.consent_record_grant(tenant=tenant, admin=second, scopes=["s"], confirmed_by="test")
+    page = staff_client.get("/vendor/contoso/").content.decode()
+    assert "Second Admin (Cloud Application Administrator)" in page
+    assert "Admin 0 (Global Administrator)" not in page
