@@ -131,7 +131,11 @@ async def set_enabled(request: Request) -> Response:
     user = _user(state, request.path_params["user"])
     if user is None:
         return _bad("unknown user", 404)
-    if request.path_params["action"] not in ("enable", "disable"):
+    action = request.path_params["action"]
+    if action == "require-mfa":
+        state.require_mfa(user)
+        return JSONResponse({"user": user.id, "mfa_required": True})
+    if action not in ("enable", "disable"):
         return _bad("unknown action", 404)
     enabled = request.path_params["action"] == "enable"
     state.set_enabled(user, enabled)

@@ -107,6 +107,7 @@ class State:
         }
         self.disabled: set[str] = {u.id for t in self.directory.tenants.values() for u in t.users if not u.seed_enabled}
         self.tokens_valid_from: dict[str, float] = {}
+        self.mfa_required_from: dict[str, float] = {}
         self.settings: dict[str, Any] = dict(DEFAULT_SETTINGS)
         self.acs_identities: dict[str, dict[str, Any]] = {}
 
@@ -114,6 +115,7 @@ class State:
         self.grants = {k: Grant.from_json(v) for k, v in data.get("grants", {}).items()}
         self.disabled = set(data.get("disabled", self.disabled))
         self.tokens_valid_from = data.get("tokens_valid_from", {})
+        self.mfa_required_from = data.get("mfa_required_from", {})
         self.settings.update(data.get("settings", {}))
         self.acs_identities = data.get("acs_identities", {})
 
@@ -122,6 +124,7 @@ class State:
             "grants": {k: g.to_json() for k, g in self.grants.items()},
             "disabled": sorted(self.disabled),
             "tokens_valid_from": self.tokens_valid_from,
+            "mfa_required_from": self.mfa_required_from,
             "settings": self.settings,
             "acs_identities": self.acs_identities,
         }
@@ -183,6 +186,12 @@ class State:
     def revoke_sessions(self, user: User) -> None:
         # Entra's revokeSignInSessions: refresh tokens issued before now stop working.
         self.tokens_valid_from[user.id] = time.time()
+        self.save()
+
+    def require_mfa(self, user: User) -> None:
+        # A Conditional Access policy starts asking this user for MFA: a new interactive sign-in
+        # satisfies it (devcloud's sign-in page counts as one); older refresh tokens do not.
+        self.mfa_required_from[user.id] = time.time()
         self.save()
 
     # sealed values (refresh tokens, SSO cookie) --------------------------------------

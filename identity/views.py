@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from identity import crypto
+from identity import services as identity_services
 from identity.id_tokens import IdTokenClaims, InvalidIdToken, validate_id_token
 from integrations import entra
 from tenants import services
@@ -82,10 +83,10 @@ def callback(request: HttpRequest) -> HttpResponse:
         return refused(request, vendor=vendor, reason="invalid_id_token", status=400)
     if pending["purpose"] == "onboard":
         return _onboard(request, vendor=vendor, claims=claims, token_cache=result.cache)
-    return _sign_in(request, vendor=vendor, claims=claims)
+    return _sign_in(request, vendor=vendor, claims=claims, token_cache=result.cache)
 
 
-def _sign_in(request: HttpRequest, *, vendor: Vendor, claims: IdTokenClaims) -> HttpResponse:
+def _sign_in(request: HttpRequest, *, vendor: Vendor, claims: IdTokenClaims, token_cache: str) -> HttpResponse:
     staff = services.staff_sign_in(vendor=vendor, claims=claims)
     if staff is not None and staff.user is not None:
         return _login(request, staff.user, reverse("vendor_dashboard", args=[vendor.slug]))
@@ -93,6 +94,8 @@ def _sign_in(request: HttpRequest, *, vendor: Vendor, claims: IdTokenClaims) -> 
         member = services.tenant_user_sign_in(vendor=vendor, claims=claims, onboarding=False)
     except services.SignInRefused as exc:
         return refused(request, vendor=vendor, reason=exc.reason)
+    # The refresh token from this sign-in serves later token requests (ACS, Graph), web and workers.
+    identity_services.token_cache_store(member=member, serialized=token_cache)
     return _login(request, member.user, reverse("home"))
 
 
@@ -120,6 +123,7 @@ def _onboard(request: HttpRequest, *, vendor: Vendor, claims: IdTokenClaims, tok
         member = services.tenant_user_sign_in(vendor=vendor, claims=claims, onboarding=True)
     except services.SignInRefused as exc:
         return refused(request, vendor=vendor, reason=exc.reason)
+    identity_services.token_cache_store(member=member, serialized=token_cache)
     _login(request, member.user, reverse("tenant_admin"))
     # The admin's tokens, sealed, let the consent callback confirm the scopes with Entra.
     request.session[ONBOARDING_CACHE_KEY] = crypto.seal(token_cache, context=onboarding_context(claims.tid, claims.oid))

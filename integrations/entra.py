@@ -5,12 +5,14 @@ Returns our dataclasses and raises our exceptions; knows nothing of the database
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 import msal
+import requests
 from django.conf import settings
 
 from integrations.http import microsoft_session
@@ -19,6 +21,8 @@ from integrations.http import microsoft_session
 GRAPH_DEFAULT = "https://graph.microsoft.com/.default"
 # Error codes (AADSTS) that mean the app's consent is gone in the tenant.
 CONSENT_REVOKED_CODES = frozenset({65001, 700016})
+# Errors that Entra may answer differently if asked again later.
+TRANSIENT_ERRORS = frozenset({"temporarily_unavailable", "server_error", "unreachable"})
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,10 @@ class EntraError(Exception):
     @property
     def consent_revoked(self) -> bool:
         return bool(CONSENT_REVOKED_CODES.intersection(self.codes))
+
+    @property
+    def transient(self) -> bool:
+        return self.error in TRANSIENT_ERRORS and not self.consent_revoked
 
 
 def error_from(result: dict[str, Any]) -> EntraError:
@@ -152,3 +160,46 @@ def jwks() -> dict[str, Any]:
     response.raise_for_status()
     keys: dict[str, Any] = response.json()
     return keys
+
+
+@dataclass(frozen=True)
+class UserToken:
+    """An access token of a signed-in user; `cache` is the serialized cache when msal changed it."""
+
+    access_token: str = field(repr=False)
+    expires_at: dt.datetime
+    cache: str | None = field(repr=False)
+
+
+def acquire_user_token(
+    app: EntraApp, *, cache: str, tid: str, oid: str, scopes: list[str], min_valid_seconds: int
+) -> UserToken:
+    """A token for one resource from the user's cache, refreshed when it is valid for less than asked.
+
+    Raises EntraError: `consent_revoked`, `transient`, or else the user must sign in again.
+    """
+    token_cache = msal.SerializableTokenCache()
+    if cache:
+        token_cache.deserialize(cache)
+    try:
+        # The sign-in's authority: msal files cached tokens under the authority that issued them.
+        msal_app = client(app, cache=token_cache)
+        # client_info makes the home account `{oid}.{tid}`: the user of our records, nobody else.
+        account = next((a for a in msal_app.get_accounts() if a.get("home_account_id") == f"{oid}.{tid}"), None)
+        if account is None:
+            raise EntraError("no_account", [])
+        result = msal_app.acquire_token_silent_with_error(scopes, account=account)
+        if result and "access_token" in result and int(result.get("expires_in", 0)) < min_valid_seconds:
+            result = msal_app.acquire_token_silent_with_error(scopes, account=account, force_refresh=True)
+    except (requests.RequestException, ValueError, msal.exceptions.MsalServiceError):
+        # No answer, one that is not JSON (a gateway's error page), or a 5xx that msal raises.
+        raise EntraError("unreachable", []) from None
+    if not result:
+        raise EntraError("no_refresh_token", [])
+    if "access_token" not in result:
+        raise error_from(result)
+    return UserToken(
+        access_token=result["access_token"],
+        expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=int(result["expires_in"])),
+        cache=token_cache.serialize() if token_cache.has_state_changed else None,
+    )

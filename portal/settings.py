@@ -128,6 +128,15 @@ ENTRA_LOGIN_URL = env_str("ENTRA_LOGIN_URL", "https://login.microsoftonline.com"
 GRAPH_URL = env_str("GRAPH_URL", "https://graph.microsoft.com").rstrip("/")
 MICROSOFT_CA_BUNDLE = env_str("MICROSOFT_CA_BUNDLE", "")
 OUTBOUND_TIMEOUT = env_int("OUTBOUND_TIMEOUT", 10)
+# ACS tokens are reused until this long before they expire (the Calling SDK refreshes its
+# token 10 minutes ahead, so keep this above 600).
+ACS_TOKEN_MARGIN_SECONDS = env_int("ACS_TOKEN_MARGIN_SECONDS", 900)
+# ACS allows 500 exchanges per 30 s per resource; stay under it with some room.
+ACS_EXCHANGES_PER_30_SECONDS = env_int("ACS_EXCHANGES_PER_30_SECONDS", 450)
+# How long a request may wait for its turn under that limit before it is told to retry.
+ACS_EXCHANGE_MAX_WAIT_SECONDS = env_int("ACS_EXCHANGE_MAX_WAIT_SECONDS", 2)
+# How long the calling page waits for the calling service before saying it can't be reached.
+CALL_CONNECT_TIMEOUT_MS = env_int("CALL_CONNECT_TIMEOUT_MS", 20000)
 
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
@@ -159,6 +168,7 @@ SOCIALACCOUNT_PROVIDERS = {
     }
 }
 
+CSRF_FAILURE_VIEW = "portal.views.csrf_failure"
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True

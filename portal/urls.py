@@ -8,5 +8,6 @@ urlpatterns = [
     # allauth keeps accounts and sessions (sign-out); sign-in itself is identity.views.
     path("accounts/", include("allauth.account.urls")),
     path("admin/", admin.site.urls),
+    path("", include("identity.urls")),
     path("", include("tenants.urls")),
 ]

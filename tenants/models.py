@@ -88,6 +88,8 @@ class CustomerTenant(models.Model):
     status_changed_at = models.DateTimeField(auto_now_add=True)
     last_confirmed_at = models.DateTimeField(null=True, blank=True)
     last_activity_at = models.DateTimeField(null=True, blank=True)
+    acs_exchanges = models.PositiveBigIntegerField(default=0, help_text="Entra → ACS token exchanges so far.")
+    last_acs_exchange_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints: ClassVar = [models.UniqueConstraint(fields=["vendor", "tid"], name="uniq_vendor_tid")]
@@ -156,6 +158,7 @@ class AuditEvent(AppendOnly):
         CONSENT_REFUSED = "consent_refused", "Consent callback refused"
         TENANT_DISCONNECTED = "tenant_disconnected", "Tenant disconnected"
         ROLE_CHANGED = "role_changed", "Role changed"
+        TOKEN_REFUSED = "token_refused", "ACS token not issued"
 
     vendor = models.ForeignKey(Vendor, on_delete=models.CASCADE, related_name="audit_events")
     tenant = models.ForeignKey(

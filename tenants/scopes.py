@@ -15,6 +15,9 @@ DEFAULT_REQUESTED_SCOPES = [
     f"{GRAPH_RESOURCE}/offline_access",
 ]
 
+# The Entra → ACS exchange: an Entra token for the ACS resource with both Teams scopes.
+ACS_SCOPES = [f"{ACS_RESOURCE}/Teams.ManageCalls", f"{ACS_RESOURCE}/Teams.ManageChats"]
+
 # What a user's sign-in asks for: one resource per token request (Graph here).
 SIGN_IN_SCOPES = [
     f"{GRAPH_RESOURCE}/User.Read",

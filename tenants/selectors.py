@@ -38,6 +38,13 @@ def access_admin_tenant(*, user: User | AnonymousUser) -> TenantUser:
     return member
 
 
+def access_member(*, user: User | AnonymousUser) -> TenantUser | None:
+    """The signed-in user's own tenant membership (with tenant and vendor), or None."""
+    if not user.is_authenticated:
+        return None
+    return TenantUser.objects.select_related("tenant__vendor").filter(user=user).first()
+
+
 def vendor_customers(*, vendor: Vendor, query: str = "", status: str = "") -> QuerySet[CustomerTenant]:
     customers = CustomerTenant.objects.filter(vendor=vendor)
     if status:
@@ -79,3 +86,11 @@ def vendor_revoked_count(*, vendor: Vendor) -> int:
 
 def tenant_users(*, tenant: CustomerTenant) -> QuerySet[TenantUser]:
     return TenantUser.objects.filter(tenant=tenant).order_by("display_name", "id")
+
+
+def tenant_people(*, member: TenantUser, query: str = "") -> QuerySet[TenantUser]:
+    """Other people of the member's tenant, by name or UPN."""
+    people = TenantUser.objects.filter(tenant=member.tenant).exclude(pk=member.pk)
+    if query:
+        people = people.filter(Q(display_name__icontains=query) | Q(upn__icontains=query))
+    return people.order_by("display_name", "id")

@@ -8,11 +8,13 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from identity import crypto
 from identity.id_tokens import IdTokenClaims
 from integrations import entra
+from integrations.acs import AcsResource
 from integrations.entra import EntraApp
 from tenants.models import (
     CONSENT_ROLES,
@@ -81,6 +83,10 @@ def vendor_secrets(vendor: Vendor) -> VendorSecrets:
 
 def vendor_entra_app(vendor: Vendor) -> EntraApp:
     return EntraApp(client_id=str(vendor.entra_client_id), client_secret=vendor_secrets(vendor).client_secret)
+
+
+def vendor_acs_resource(vendor: Vendor) -> AcsResource:
+    return AcsResource(connection_string=vendor_secrets(vendor).acs_connection_string)
 
 
 def vendor_reseal(vendor: Vendor) -> bool:
@@ -292,6 +298,14 @@ def tenant_mark_consent_revoked(*, tenant: CustomerTenant, detected_by: str, cod
         vendor=tenant.vendor, kind=AuditEvent.Kind.CONSENT_REVOKED, tenant=tenant, detected_by=detected_by, codes=codes
     )
     return True
+
+
+def tenant_record_exchange(*, tenant: CustomerTenant) -> None:
+    """Count an Entra → ACS token exchange (in one UPDATE, whatever runs at the same time)."""
+    now = timezone.now()
+    CustomerTenant.objects.filter(pk=tenant.pk).update(
+        acs_exchanges=F("acs_exchanges") + 1, last_acs_exchange_at=now, last_activity_at=now
+    )
 
 
 class TransientEntraError(Exception):

@@ -181,6 +181,16 @@ def refresh_token_expired(issued: str) -> EntraError:
     )
 
 
+def mfa_required(resources: list[str]) -> EntraError:
+    return EntraError(
+        "invalid_grant",
+        50076,
+        "Due to a configuration change made by your administrator, or because you moved to a new "
+        f"location, you must use multi-factor authentication to access '{resources[0]}'.",
+        suberror="basic_action",
+    )
+
+
 def user_disabled() -> EntraError:
     return EntraError("invalid_grant", 50057, "The user account is disabled.")
 

@@ -168,6 +168,9 @@ def _refresh_token(state: State, app: App, form: dict[str, str], authority: Tena
     if rt["iat"] + float(state.settings["refresh_token_lifetime"]) < time.time():
         raise errors.refresh_token_expired(_iso(rt["iat"]))
     scope = form.get("scope") or rt["scope"]
+    mfa_from = state.mfa_required_from.get(user.id)
+    if mfa_from is not None and rt["iat"] < mfa_from:
+        raise errors.mfa_required(sc.parse(scope).resources[:1] or [sc.GRAPH])
     return _user_grant_response(
         state,
         app=app,

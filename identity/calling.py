@@ -1,0 +1,112 @@
+"""Calling in the browser: the page, the ACS token endpoint its credential refreshes from, people."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from identity import services
+from tenants import selectors
+from tenants.models import CustomerTenant, TenantUser
+
+PEOPLE_LIMIT = 20
+
+
+def _error(status: int, error: str, message: str, **extra: Any) -> JsonResponse:
+    return JsonResponse(
+        {"error": error, "message": message, **{k: v for k, v in extra.items() if v is not None}}, status=status
+    )
+
+
+def _not_active(member: TenantUser) -> JsonResponse | None:
+    tenant = member.tenant
+    if tenant.status == CustomerTenant.Status.ACTIVE:
+        return None
+    if tenant.status == CustomerTenant.Status.CONSENT_REVOKED:
+        return _error(403, services.ConsentRevoked.reason, services.ConsentRevoked.message)
+    return _error(
+        403, "tenant_not_active", "Your organization is not connected to this app. An administrator can connect it."
+    )
+
+
+def _member_or_error(request: HttpRequest) -> TenantUser | JsonResponse:
+    if not request.user.is_authenticated:
+        return _error(401, "not_signed_in", "Sign in to call.", action_url=reverse("home"))
+    member = selectors.access_member(user=request.user)
+    if member is None:
+        return _error(403, "not_a_tenant_user", "Only users of a connected organization can call.")
+    return _not_active(member) or member
+
+
+@never_cache
+@require_POST
+def acs_token(request: HttpRequest) -> JsonResponse:
+    """The signed-in user's ACS token (for AzureCommunicationTokenCredential's refresher)."""
+    member = _member_or_error(request)
+    if isinstance(member, JsonResponse):
+        return member
+    try:
+        token = services.acs_token_for_user(member=member)
+    except services.TokenUnavailable as exc:
+        response = _error(
+            exc.status,
+            exc.reason,
+            exc.message,
+            retry_after=None if exc.retry_after is None else max(1, round(exc.retry_after)),
+            action_url=reverse("vendor_page", args=[member.tenant.vendor.slug]) if exc.status == 401 else None,
+        )
+        if exc.retry_after is not None:
+            response["Retry-After"] = str(max(1, round(exc.retry_after)))
+        return response
+    oid = str(member.oid)
+    return JsonResponse(
+        {
+            "token": token.token,
+            "expires_on": token.expires_at.isoformat(),
+            "teams_user": {"id": oid, "raw_id": f"8:orgid:{oid}", "cloud": "public"},
+        }
+    )
+
+
+@never_cache
+@require_GET
+def people(request: HttpRequest) -> JsonResponse:
+    """People of the caller's tenant to call, by name or UPN."""
+    member = _member_or_error(request)
+    if isinstance(member, JsonResponse):
+        return member
+    query = request.GET.get("q", "").strip()[:100]
+    found = list(selectors.tenant_people(member=member, query=query)[: PEOPLE_LIMIT + 1])
+    return JsonResponse(
+        {
+            "people": [{"id": str(p.oid), "name": p.display_name, "upn": p.upn} for p in found[:PEOPLE_LIMIT]],
+            "has_more": len(found) > PEOPLE_LIMIT,
+        }
+    )
+
+
+@login_required
+@require_GET
+def call_page(request: HttpRequest) -> HttpResponse:
+    member = selectors.access_member(user=request.user)
+    if member is None:
+        return render(request, "identity/call_unavailable.html", {"reason": "not_a_tenant_user"}, status=403)
+    if member.tenant.status != CustomerTenant.Status.ACTIVE:
+        return render(
+            request, "identity/call_unavailable.html", {"reason": member.tenant.status, "member": member}, status=403
+        )
+    config = {
+        "tokenUrl": reverse("acs_token"),
+        "peopleUrl": reverse("call_people"),
+        "displayName": member.display_name,
+        "teamsUserId": str(member.oid),
+        "connectTimeoutMs": settings.CALL_CONNECT_TIMEOUT_MS,
+    }
+    return render(request, "identity/call.html", {"member": member, "call_config": config})

@@ -1,0 +1,272 @@
+"""Per-user Entra tokens (the sealed MSAL cache) and the Entra → ACS token exchange."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.views.decorators.debug import sensitive_variables
+
+from identity import crypto
+from identity.models import EntraTokenCache
+from integrations import acs, entra
+from portal import coordination
+from tenants import services as tenant_services
+from tenants.models import AuditEvent, CustomerTenant, TenantUser
+from tenants.scopes import ACS_SCOPES
+
+logger = logging.getLogger(__name__)
+LOCK_TIMEOUT = 60  # a holder killed mid-exchange frees the lock after this
+
+
+# the sealed token cache ----------------------------------------------------------------------
+def token_cache_context(member: TenantUser) -> str:
+    return f"entra-token-cache:{member.tenant.tid}:{member.oid}"
+
+
+@sensitive_variables("serialized")
+def token_cache_store(*, member: TenantUser, serialized: str) -> None:
+    """Keep the user's MSAL cache (seeded at sign-in with the refresh token), sealed."""
+    EntraTokenCache.objects.update_or_create(
+        member=member,
+        defaults={"tenant": member.tenant, "sealed": crypto.seal(serialized, context=token_cache_context(member))},
+    )
+    cache.delete(_failure_key(member))
+
+
+def token_cache_load(*, member: TenantUser) -> str:
+    """The user's MSAL cache, or "" when there is none; DecryptionError if it is not this user's."""
+    row = EntraTokenCache.objects.filter(member=member, tenant=member.tenant).first()
+    return crypto.unseal(row.sealed, context=token_cache_context(member)) if row else ""
+
+
+@contextmanager
+def _user_tokens(member: TenantUser) -> Iterator[str]:
+    """The user's cache, held so that web and workers never write it back over each other."""
+    with coordination.lock(f"token-cache:{member.pk}", timeout=LOCK_TIMEOUT, wait=LOCK_TIMEOUT):
+        try:
+            serialized = token_cache_load(member=member)
+        except crypto.DecryptionError:
+            # Not sealed for this user (copied from another row) or with a key no longer listed.
+            logger.warning("token cache of tenant user %s does not decrypt", member.pk)
+            raise entra.EntraError("cache_not_readable", []) from None
+        yield serialized
+
+
+@sensitive_variables("serialized", "token")
+def entra_token_for_user(*, member: TenantUser, scopes: list[str], min_valid_seconds: int = 300) -> entra.UserToken:
+    """An Entra access token for one resource, silently; the cache is written back only if msal changed it."""
+    with _user_tokens(member) as serialized:
+        token = entra.acquire_user_token(
+            tenant_services.vendor_entra_app(member.tenant.vendor),
+            cache=serialized,
+            tid=str(member.tenant.tid),
+            oid=str(member.oid),
+            scopes=scopes,
+            min_valid_seconds=min_valid_seconds,
+        )
+        if token.cache is not None:
+            token_cache_store(member=member, serialized=token.cache)
+    return token
+
+
+# the ACS token ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TeamsUserToken:
+    token: str = field(repr=False)
+    expires_at: dt.datetime
+
+
+class TokenUnavailable(Exception):
+    """Why no ACS token can be given now, and what the user can do about it."""
+
+    status = 503
+    reason = "acs_unavailable"
+    message = "The calling service is not available right now. Try again in a moment."
+
+    def __init__(self, retry_after: float | None = None) -> None:
+        super().__init__(self.reason)
+        self.retry_after = retry_after
+
+
+class ConsentRevoked(TokenUnavailable):
+    status = 403
+    reason = "consent_revoked"
+    message = (
+        "Your organization's consent for this app was revoked in Microsoft Entra ID. "
+        "An administrator of your organization must grant consent again."
+    )
+
+
+class SignInAgain(TokenUnavailable):
+    status = 401
+    reason = "sign_in_again"
+    message = "Your Microsoft sign-in has expired or needs to be confirmed. Sign in again to call."
+
+
+class AcsBusy(TokenUnavailable):
+    reason = "acs_busy"
+    message = "The calling service is busy. Try again in a few seconds."
+
+
+def _token_key(member: TenantUser) -> str:
+    return f"acs-token:{member.pk}"
+
+
+def _failure_key(member: TenantUser) -> str:
+    return f"acs-token-failure:{member.pk}"
+
+
+def _acs_context(member: TenantUser) -> str:
+    return f"acs-token:{member.tenant.tid}:{member.oid}"
+
+
+def _margin() -> dt.timedelta:
+    return dt.timedelta(seconds=settings.ACS_TOKEN_MARGIN_SECONDS)
+
+
+@sensitive_variables("sealed", "payload")
+def _cached_token(member: TenantUser) -> TeamsUserToken | None:
+    sealed = cache.get(_token_key(member))
+    if sealed is None:
+        return None
+    try:
+        payload = json.loads(crypto.unseal(sealed, context=_acs_context(member)))
+    except crypto.DecryptionError:
+        return None
+    token = TeamsUserToken(token=payload["token"], expires_at=dt.datetime.fromisoformat(payload["expires_at"]))
+    return token if token.expires_at - _margin() > dt.datetime.now(dt.UTC) else None
+
+
+@sensitive_variables("token", "payload")
+def _cache_token(member: TenantUser, token: TeamsUserToken) -> None:
+    ttl = (token.expires_at - _margin() - dt.datetime.now(dt.UTC)).total_seconds()
+    if ttl < 1:
+        return
+    payload = json.dumps({"token": token.token, "expires_at": token.expires_at.isoformat()})
+    cache.set(_token_key(member), crypto.seal(payload, context=_acs_context(member)), timeout=int(ttl))
+
+
+def acs_token_for_user(*, member: TenantUser) -> TeamsUserToken:
+    """The user's ACS token: cached while valid beyond the margin, else exchanged (one at a time per user)."""
+    token = _cached_token(member)
+    if token is not None:
+        return token
+    try:
+        with coordination.lock(f"acs-exchange:{member.pk}", timeout=LOCK_TIMEOUT, wait=2 * settings.OUTBOUND_TIMEOUT):
+            # Whoever held the lock may have just cached a token, or just failed.
+            token = _cached_token(member)
+            if token is not None:
+                return token
+            failure = cache.get(_failure_key(member))
+            if failure is not None:
+                raise _unavailable(failure["reason"], failure.get("retry_after"))
+            return _exchange(member)
+    except coordination.LockNotOwnedError:
+        return _exchange_finished_elsewhere(member)
+    except coordination.LockError:
+        raise AcsBusy(retry_after=1) from None
+
+
+def _exchange_finished_elsewhere(member: TenantUser) -> TeamsUserToken:
+    # The lock expired under us (a very slow exchange); the token was cached all the same.
+    token = _cached_token(member)
+    if token is None:
+        raise TokenUnavailable(retry_after=1)
+    return token
+
+
+def _unavailable(reason: str, retry_after: float | None) -> TokenUnavailable:
+    kinds: dict[str, type[TokenUnavailable]] = {
+        cls.reason: cls for cls in (TokenUnavailable, ConsentRevoked, SignInAgain, AcsBusy)
+    }
+    return kinds.get(reason, TokenUnavailable)(retry_after=retry_after)
+
+
+@sensitive_variables("entra_token", "acs_token")
+def _exchange(member: TenantUser) -> TeamsUserToken:
+    tenant = member.tenant
+    try:
+        entra_token = entra_token_for_user(
+            member=member,
+            scopes=ACS_SCOPES,
+            min_valid_seconds=settings.ACS_TOKEN_MARGIN_SECONDS + 60,
+        )
+        _take_exchange_slot(tenant)
+        acs_token = acs.exchange_teams_token(
+            tenant_services.vendor_acs_resource(tenant.vendor),
+            entra_token=entra_token.access_token,
+            client_id=str(tenant.vendor.entra_client_id),
+            oid=str(member.oid),
+        )
+    except entra.EntraError as exc:
+        raise _failed(member, _entra_failure(member, exc), codes=exc.codes, entra_error=exc.error) from None
+    except acs.AcsError as exc:
+        raise _failed(member, _acs_failure(tenant, exc), status=exc.status, code=exc.code) from None
+    except TokenUnavailable as exc:
+        raise _failed(member, exc) from None
+    token = TeamsUserToken(token=acs_token.token, expires_at=acs_token.expires_at)
+    _cache_token(member, token)
+    tenant_services.tenant_record_exchange(tenant=tenant)
+    return token
+
+
+def _entra_failure(member: TenantUser, exc: entra.EntraError) -> TokenUnavailable:
+    if exc.consent_revoked:
+        tenant_services.tenant_mark_consent_revoked(
+            tenant=member.tenant, detected_by="user token refresh (ACS scopes)", codes=exc.codes
+        )
+        return ConsentRevoked()
+    if exc.transient:
+        return TokenUnavailable(retry_after=5)
+    # invalid_grant (expired or revoked refresh token), interaction_required (MFA), no cache.
+    return SignInAgain()
+
+
+def _acs_failure(tenant: CustomerTenant, exc: acs.AcsError) -> TokenUnavailable:
+    if exc.throttled:
+        wait = exc.retry_after if exc.retry_after is not None else 5.0
+        coordination.block(_resource_name(tenant), seconds=wait)
+        return AcsBusy(retry_after=wait)
+    return TokenUnavailable(retry_after=5)
+
+
+def _resource_name(tenant: CustomerTenant) -> str:
+    return f"acs-resource:{tenant.vendor_id}"
+
+
+def _take_exchange_slot(tenant: CustomerTenant) -> None:
+    """Stay under ACS's limit per resource; honour a Retry-After that ACS gave anyone."""
+    name = _resource_name(tenant)
+    blocked = coordination.blocked_for(name)
+    if blocked:
+        raise AcsBusy(retry_after=blocked)
+    max_wait = settings.ACS_EXCHANGE_MAX_WAIT_SECONDS
+    wait = coordination.bucket_take(
+        name, capacity=settings.ACS_EXCHANGES_PER_30_SECONDS, per_seconds=30, max_wait=max_wait
+    )
+    if wait > max_wait:
+        raise AcsBusy(retry_after=wait)
+    time.sleep(wait)
+
+
+def _failed(member: TenantUser, error: TokenUnavailable, **details: Any) -> TokenUnavailable:
+    """Audit the failure (never the token) and let waiting requests of this user see it."""
+    cache.set(_failure_key(member), {"reason": error.reason, "retry_after": error.retry_after}, timeout=10)
+    tenant_services.audit(
+        vendor=member.tenant.vendor,
+        kind=AuditEvent.Kind.TOKEN_REFUSED,
+        tenant=member.tenant,
+        oid=str(member.oid),
+        reason=error.reason,
+        **details,
+    )
+    return error

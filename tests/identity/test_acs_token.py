@@ -1,0 +1,293 @@
+"""The per-user Entra → ACS token exchange against devcloud: cache, margin, locks, limits, failures."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import jwt
+import pytest
+from django.contrib import admin
+from django.core.cache import cache
+from django.db import connections
+from django.test import Client
+
+from identity import crypto, services
+from identity.models import EntraTokenCache
+from tenants.models import AuditEvent, ConsentRecord, CustomerTenant, TenantUser
+from tests.devcloud_server import CONTOSO_APP, FABRIKAM, USERS, DevCloud
+from tests.portal_flow import Person, load_vendors
+
+pytestmark = pytest.mark.django_db
+
+TOKEN_URL = "/api/acs-token/"
+
+
+@pytest.fixture
+def connected(devcloud_settings: DevCloud) -> DevCloud:
+    """Fabrikam connected to Contoso by alice."""
+    load_vendors(devcloud_settings)
+    Person(devcloud_settings, USERS["alice"][0]).connect()
+    return devcloud_settings
+
+
+def signed_in(devcloud: DevCloud, who: str) -> Person:
+    person = Person(devcloud, USERS[who][0])
+    response: Any = person.sign_in()
+    assert response.status_code == 302 and response["Location"] == "/", response
+    return person
+
+
+@pytest.fixture
+def bob(connected: DevCloud) -> Person:
+    return signed_in(connected, "bob")
+
+
+def member(who: str) -> TenantUser:
+    return TenantUser.objects.select_related("tenant__vendor").get(oid=USERS[who][1])
+
+
+def exchanges(devcloud: DevCloud) -> int:
+    return len(devcloud.requests(endpoint="acs.exchange"))
+
+
+def refreshes(devcloud: DevCloud) -> int:
+    return len(devcloud.requests(endpoint="entra.token.token"))
+
+
+def last_refusal() -> AuditEvent:
+    return AuditEvent.objects.filter(kind=AuditEvent.Kind.TOKEN_REFUSED).latest("created_at")
+
+
+def test_the_first_request_exchanges_and_the_second_is_served_from_the_cache(bob: Person, connected: DevCloud) -> None:
+    before_entra, before_acs = refreshes(connected), exchanges(connected)
+    first = bob.client.post(TOKEN_URL)
+    second = bob.client.post(TOKEN_URL)
+    assert first.status_code == 200 and second.status_code == 200
+    body = first.json()
+    assert second.json() == body
+    assert refreshes(connected) - before_entra == 1
+    assert exchanges(connected) - before_acs == 1
+    claims = jwt.decode(body["token"], options={"verify_signature": False})
+    assert claims["skypeid"] == f"orgid:{USERS['bob'][1]}"
+    assert dt.datetime.fromisoformat(body["expires_on"]).timestamp() == claims["exp"]
+    assert body["teams_user"] == {"id": USERS["bob"][1], "raw_id": f"8:orgid:{USERS['bob'][1]}", "cloud": "public"}
+    assert "no-store" in first["Cache-Control"]
+
+
+def test_the_exchange_is_counted_on_the_tenant_and_shown_to_the_admin(bob: Person, connected: DevCloud) -> None:
+    bob.client.post(TOKEN_URL)
+    tenant = CustomerTenant.objects.get(tid=FABRIKAM)
+    assert tenant.acs_exchanges == 1 and tenant.last_acs_exchange_at is not None
+    alice = signed_in(connected, "alice")
+    page = alice.client.get("/tenant/").content.decode()
+    assert "token exchanges: <strong>1</strong>" in page
+
+
+def test_a_token_within_the_margin_is_exchanged_again(bob: Person, connected: DevCloud, settings: Any) -> None:
+    first = bob.client.post(TOKEN_URL).json()
+    lifetime = dt.datetime.fromisoformat(first["expires_on"]) - dt.datetime.now(dt.UTC)
+    settings.ACS_TOKEN_MARGIN_SECONDS = int(lifetime.total_seconds()) + 5
+    before_entra, before_acs = refreshes(connected), exchanges(connected)
+    second = bob.client.post(TOKEN_URL).json()
+    # The Entra token had no more time left than the ACS token: a fresh one was fetched.
+    assert (refreshes(connected) - before_entra, exchanges(connected) - before_acs) == (1, 1)
+    assert second["token"] != first["token"]
+
+
+def test_the_token_cache_is_sealed_and_bound_to_its_user(bob: Person, connected: DevCloud) -> None:
+    alice = signed_in(connected, "alice")
+    bobs, alices = (
+        EntraTokenCache.objects.get(member=member("bob")),
+        EntraTokenCache.objects.get(member=member("alice")),
+    )
+    assert bobs.sealed.startswith("v1.") and "RefreshToken" not in bobs.sealed
+    assert "RefreshToken" in services.token_cache_load(member=member("bob"))
+    # Bob's ciphertext copied onto alice's row does not decrypt as hers.
+    EntraTokenCache.objects.filter(pk=alices.pk).update(sealed=bobs.sealed)
+    with pytest.raises(crypto.DecryptionError):
+        services.token_cache_load(member=member("alice"))
+    response = alice.client.post(TOKEN_URL)
+    assert response.status_code == 401 and response.json()["error"] == "sign_in_again"
+    assert exchanges(connected) == 0
+
+
+def test_the_token_cache_is_written_back_only_when_msal_changed_it(bob: Person) -> None:
+    before = EntraTokenCache.objects.get(member=member("bob")).updated_at
+    services.entra_token_for_user(member=member("bob"), scopes=["https://graph.microsoft.com/User.Read"])
+    # The Graph token from sign-in was still in the cache: nothing to write.
+    assert EntraTokenCache.objects.get(member=member("bob")).updated_at == before
+    services.entra_token_for_user(member=member("bob"), scopes=services.ACS_SCOPES)
+    assert EntraTokenCache.objects.get(member=member("bob")).updated_at > before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fifty_concurrent_requests_for_a_cold_user_make_one_exchange(bob: Person, connected: DevCloud) -> None:
+    before = exchanges(connected)
+    cookies = bob.client.cookies
+    start = threading.Barrier(50)
+
+    def request(_: int) -> tuple[int, str]:
+        client = Client(SERVER_NAME="localhost")
+        client.cookies = cookies
+        start.wait()
+        try:
+            response = client.post(TOKEN_URL)
+            return response.status_code, response.json().get("token", "")
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(50) as pool:
+        results = list(pool.map(request, range(50)))
+    assert {status for status, _ in results} == {200}
+    assert len({token for _, token in results}) == 1
+    assert exchanges(connected) - before == 1
+
+
+def test_revoked_consent_marks_the_tenant_and_tells_the_user(bob: Person, connected: DevCloud) -> None:
+    connected.control("POST", f"/tenants/{FABRIKAM}/apps/{CONTOSO_APP}/revoke-consent", json={"remove_app": False})
+    response = bob.client.post(TOKEN_URL)
+    assert response.status_code == 403
+    assert response.json()["error"] == "consent_revoked"
+    assert "administrator" in response.json()["message"]
+    tenant = CustomerTenant.objects.get(tid=FABRIKAM)
+    assert tenant.status == CustomerTenant.Status.CONSENT_REVOKED
+    assert ConsentRecord.objects.filter(tenant=tenant, kind=ConsentRecord.Kind.REVOKED).count() == 1
+    refusal = last_refusal()
+    assert (refusal.reason, refusal.details["codes"]) == ("consent_revoked", [65001])
+    # From now on the tenant's status answers, without asking Entra again.
+    before = refreshes(connected)
+    assert bob.client.post(TOKEN_URL).json()["error"] == "consent_revoked"
+    assert refreshes(connected) == before
+
+
+@pytest.mark.parametrize(
+    ("control", "code"),
+    [
+        (("POST", "/users/bob@fabrikam.example/revoke-sessions", None), 50173),
+        (("POST", "/users/bob@fabrikam.example/require-mfa", None), 50076),
+        (("PUT", "/settings", {"refresh_token_lifetime": 0}), 700082),
+    ],
+    ids=["refresh-token-revoked", "mfa-required", "refresh-token-expired"],
+)
+def test_a_refresh_token_that_no_longer_works_asks_the_user_to_sign_in_again(
+    bob: Person, connected: DevCloud, control: tuple[str, str, Any], code: int
+) -> None:
+    method, path, body = control
+    connected.control(method, path, json=body)
+    response = bob.client.post(TOKEN_URL)
+    assert response.status_code == 401
+    assert response.json()["error"] == "sign_in_again"
+    assert response.json()["action_url"] == "/v/contoso/"
+    assert (last_refusal().reason, last_refusal().details["codes"]) == ("sign_in_again", [code])
+    assert CustomerTenant.objects.get(tid=FABRIKAM).status == CustomerTenant.Status.ACTIVE
+    if code != 700082:
+        # Signing in again gives a refresh token that works.
+        assert signed_in(connected, "bob").client.post(TOKEN_URL).status_code == 200
+
+
+def test_acs_unavailable_is_a_retryable_error(bob: Person, connected: DevCloud) -> None:
+    connected.control("POST", "/faults", json={"service": "acs", "path": "/teamsUser", "status": 503, "count": 1})
+    response = bob.client.post(TOKEN_URL)
+    assert response.status_code == 503
+    assert response.json()["error"] == "acs_unavailable" and int(response["Retry-After"]) >= 1
+    assert (last_refusal().reason, last_refusal().details) == (
+        "acs_unavailable",
+        {"status": 503, "code": "ServiceUnavailable"},
+    )
+
+
+def test_entra_unavailable_is_a_retryable_error(bob: Person, connected: DevCloud) -> None:
+    connected.control("POST", "/faults", json={"service": "entra", "path": "/", "status": 503, "count": 5})
+    response = bob.client.post(TOKEN_URL)
+    assert response.status_code == 503 and response.json()["error"] == "acs_unavailable"
+
+
+def test_an_acs_429_is_honoured_for_the_whole_resource(bob: Person, connected: DevCloud) -> None:
+    connected.control(
+        "POST", "/faults", json={"service": "acs", "path": "/teamsUser", "status": 429, "retry_after": 30, "count": 1}
+    )
+    response = bob.client.post(TOKEN_URL)
+    assert response.status_code == 503
+    assert response.json()["error"] == "acs_busy" and response["Retry-After"] == "30"
+    # Another user of the same ACS resource waits too: ACS is not asked again before Retry-After.
+    alice = signed_in(connected, "alice")
+    before = len(connected.requests(service="acs"))
+    response = alice.client.post(TOKEN_URL)
+    assert response.json()["error"] == "acs_busy" and 25 <= int(response["Retry-After"]) <= 30
+    assert len(connected.requests(service="acs")) == before
+
+
+def test_the_token_bucket_keeps_exchanges_under_the_resource_limit(
+    bob: Person, connected: DevCloud, settings: Any
+) -> None:
+    settings.ACS_EXCHANGES_PER_30_SECONDS = 1
+    settings.ACS_EXCHANGE_MAX_WAIT_SECONDS = 0
+    assert bob.client.post(TOKEN_URL).status_code == 200
+    alice = signed_in(connected, "alice")
+    response = alice.client.post(TOKEN_URL)
+    assert response.status_code == 503 and response.json()["error"] == "acs_busy"
+    assert 25 <= int(response["Retry-After"]) <= 30
+    assert exchanges(connected) == 1
+
+
+def test_no_token_reaches_the_logs(bob: Person, connected: DevCloud, caplog: pytest.LogCaptureFixture) -> None:
+    # Our loggers at DEBUG; the SDKs' at the levels settings.LOGGING gives them.
+    caplog.set_level(logging.DEBUG)
+    token = bob.client.post(TOKEN_URL).json()["token"]
+    cache.clear()
+    connected.control("POST", "/faults", json={"service": "acs", "path": "/teamsUser", "status": 503, "count": 1})
+    bob.client.post(TOKEN_URL)
+    EntraTokenCache.objects.filter(member=member("bob")).update(sealed="v1.unknown.x")
+    cache.clear()
+    bob.client.post(TOKEN_URL)
+    text = caplog.text + "".join(str(r.args) for r in caplog.records)
+    assert caplog.records, "nothing was logged at all"
+    assert token not in text and "eyJ" not in text
+
+
+def test_tokens_are_not_in_the_admin() -> None:
+    assert EntraTokenCache not in admin.site._registry
+
+
+def test_the_endpoint_refuses_anonymous_users_and_get_and_a_missing_csrf_token(bob: Person) -> None:
+    anonymous = Client().post(TOKEN_URL)
+    assert anonymous.status_code == 401 and anonymous.json()["error"] == "not_signed_in"
+    assert bob.client.get(TOKEN_URL).status_code == 405
+    strict = Client(enforce_csrf_checks=True, SERVER_NAME="localhost")
+    strict.cookies = bob.client.cookies
+    refused = strict.post(TOKEN_URL, HTTP_ACCEPT="application/json")
+    assert refused.status_code == 403 and refused.json()["error"] == "csrf_failed"
+    strict.get("/")
+    allowed = strict.post(TOKEN_URL, HTTP_X_CSRFTOKEN=strict.cookies["csrftoken"].value)
+    assert allowed.status_code == 200
+
+
+def test_users_of_a_tenant_that_is_not_active_get_403(bob: Person, connected: DevCloud) -> None:
+    CustomerTenant.objects.filter(tid=FABRIKAM).update(status=CustomerTenant.Status.CONSENT_REVOKED)
+    response = bob.client.post(TOKEN_URL)
+    assert response.status_code == 403 and response.json()["error"] == "consent_revoked"
+    assert bob.client.get("/call/").status_code == 403
+    CustomerTenant.objects.filter(tid=FABRIKAM).update(status=CustomerTenant.Status.PENDING)
+    assert bob.client.post(TOKEN_URL).json()["error"] == "tenant_not_active"
+    assert exchanges(connected) == 0
+
+
+def test_vendor_staff_cannot_get_a_token(connected: DevCloud) -> None:
+    staff = Person(connected, "support@contoso.example")
+    staff.sign_in()
+    response = staff.client.post(TOKEN_URL)
+    assert response.status_code == 403 and response.json()["error"] == "not_a_tenant_user"
+
+
+def test_people_lists_only_the_callers_tenant(bob: Person, connected: DevCloud) -> None:
+    nina = Person(connected, "nina@northwind.example")
+    nina.connect()
+    signed_in(connected, "alice")
+    people = bob.client.get("/call/people/").json()
+    assert [p["name"] for p in people["people"]] == ["Alice Anders"]
+    assert bob.client.get("/call/people/", {"q": "nina"}).json() == {"people": [], "has_more": False}
+    assert nina.client.get("/call/people/").json()["people"] == []
