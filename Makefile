@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint typecheck pytest assets chromium clean
+.PHONY: run test lint typecheck pytest bench assets chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ pytest: $(VENV)/.dev assets chromium
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# Benchmarks: each prints its figures, the last line as JSON.
+bench: $(VENV)/.dev
+	$(BIN)/python bench/acs_token.py
 
 clean:
 	rm -rf $(VENV) node_modules static/dist var

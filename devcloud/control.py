@@ -15,6 +15,8 @@ from devcloud.entra import tokens
 from devcloud.scopes import GRAPH, parse, qualify
 from devcloud.state import DEFAULT_SETTINGS, State
 
+GENERATED_PASSWORD = "Generated-Demo-1"
+
 
 def _state(request: Request) -> State:
     state: State = request.app.state.devcloud
@@ -115,6 +117,23 @@ async def grant_consent(request: Request) -> Response:
     wanted = qualify(body.get("scopes") or list(app.required_scopes))
     state.record_consent(user=admin, app=app, scopes=wanted, tenant_wide=True)
     return JSONResponse({"granted": sorted(wanted), "tenant": tenant.id, "client_id": app.client_id})
+
+
+async def add_users(request: Request) -> Response:
+    """Generated members of a tenant (for benchmarks): `{"count", "prefix", "password"}`."""
+    state = _state(request)
+    tenant = _tenant(state, request.path_params["tenant"])
+    if tenant is None:
+        return _bad("unknown tenant", 404)
+    body = await _json(request)
+    count, prefix = body.get("count", 1), str(body.get("prefix", "user"))
+    if not isinstance(count, int) or not 1 <= count <= 10000 or not prefix.isalnum():
+        return _bad("count must be 1..10000 and prefix letters and digits")
+    users = state.add_users(
+        tenant_id=tenant.id, prefix=prefix.lower(), count=count, password=str(body.get("password", GENERATED_PASSWORD))
+    )
+    state.save()
+    return JSONResponse({"users": [{"upn": u.upn, "id": u.id, "display_name": u.display_name} for u in users]})
 
 
 async def revoke_sessions(request: Request) -> Response:
@@ -220,6 +239,7 @@ def routes() -> list[Any]:
         Route("/reset", reset, methods=["POST"]),
         Route("/tenants/{tenant}/apps/{client_id}/revoke-consent", revoke_consent, methods=["POST"]),
         Route("/tenants/{tenant}/apps/{client_id}/grant-consent", grant_consent, methods=["POST"]),
+        Route("/tenants/{tenant}/users", add_users, methods=["POST"]),
         Route("/users/{user}/revoke-sessions", revoke_sessions, methods=["POST"]),
         Route("/users/{user}/{action:str}", set_enabled, methods=["POST"]),
         Route("/keys/rotate", rotate_keys, methods=["POST"]),

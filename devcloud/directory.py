@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -130,6 +131,22 @@ class Directory:
                 if user.id == user_id or user.upn.lower() == user_id.lower():
                     return user
         return None
+
+    def add_users(self, tenant: Tenant, *, prefix: str, count: int, password: str) -> list[User]:
+        """`count` more members named `{prefix}{n}@{domain}`, ids derived from the tenant and name."""
+        start = sum(1 for u in tenant.users if u.upn.startswith(prefix)) + 1
+        new = [
+            User(
+                upn=f"{prefix}{n:04d}@{tenant.domain}",
+                password=password,
+                display_name=f"{prefix.title()} {n:04d}",
+                id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"devcloud:{tenant.id}:{prefix}{n}")),
+                tenant_id=tenant.id,
+            )
+            for n in range(start, start + count)
+        ]
+        self.tenants[tenant.id] = dataclasses.replace(tenant, users=tenant.users + tuple(new))
+        return new
 
     def acs_resource_by_key(self, access_key: str) -> AcsResource | None:
         return next((r for r in self.acs_resources if r.access_key == access_key), None)

@@ -75,6 +75,7 @@ class AuthCode:
 class State:
     def __init__(self, *, directory: Directory, state_dir: Path, base_url: str) -> None:
         self.directory = directory
+        self.seed_tenants = dict(directory.tenants)
         self.state_dir = state_dir
         self.base_url = base_url
         self.path = state_dir / "state.json"
@@ -110,6 +111,8 @@ class State:
         self.mfa_required_from: dict[str, float] = {}
         self.settings: dict[str, Any] = dict(DEFAULT_SETTINGS)
         self.acs_identities: dict[str, dict[str, Any]] = {}
+        self.directory.tenants = dict(self.seed_tenants)
+        self.generated_users: list[dict[str, Any]] = []
 
     def _load(self, data: dict[str, Any]) -> None:
         self.grants = {k: Grant.from_json(v) for k, v in data.get("grants", {}).items()}
@@ -118,6 +121,8 @@ class State:
         self.mfa_required_from = data.get("mfa_required_from", {})
         self.settings.update(data.get("settings", {}))
         self.acs_identities = data.get("acs_identities", {})
+        for request in data.get("generated_users", []):
+            self.add_users(**request)
 
     def save(self) -> None:
         data = {
@@ -127,6 +132,7 @@ class State:
             "mfa_required_from": self.mfa_required_from,
             "settings": self.settings,
             "acs_identities": self.acs_identities,
+            "generated_users": self.generated_users,
         }
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1))
@@ -187,6 +193,12 @@ class State:
         # Entra's revokeSignInSessions: refresh tokens issued before now stop working.
         self.tokens_valid_from[user.id] = time.time()
         self.save()
+
+    def add_users(self, *, tenant_id: str, prefix: str, count: int, password: str) -> list[User]:
+        tenant = self.directory.tenants[tenant_id]
+        users = self.directory.add_users(tenant, prefix=prefix, count=count, password=password)
+        self.generated_users.append({"tenant_id": tenant_id, "prefix": prefix, "count": count, "password": password})
+        return users
 
     def require_mfa(self, user: User) -> None:
         # A Conditional Access policy starts asking this user for MFA: a new interactive sign-in

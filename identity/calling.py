@@ -49,6 +49,10 @@ def _member_or_error(request: HttpRequest) -> TenantUser | JsonResponse:
 @require_POST
 def acs_token(request: HttpRequest) -> JsonResponse:
     """The signed-in user's ACS token (for AzureCommunicationTokenCredential's refresher)."""
+    if request.user.is_authenticated:
+        cached = services.cached_acs_token(user_id=request.user.pk)
+        if cached is not None:
+            return _token_response(cached)
     member = _member_or_error(request)
     if isinstance(member, JsonResponse):
         return member
@@ -65,12 +69,15 @@ def acs_token(request: HttpRequest) -> JsonResponse:
         if exc.retry_after is not None:
             response["Retry-After"] = str(max(1, round(exc.retry_after)))
         return response
-    oid = str(member.oid)
+    return _token_response(token)
+
+
+def _token_response(token: services.TeamsUserToken) -> JsonResponse:
     return JsonResponse(
         {
             "token": token.token,
             "expires_on": token.expires_at.isoformat(),
-            "teams_user": {"id": oid, "raw_id": f"8:orgid:{oid}", "cloud": "public"},
+            "teams_user": {"id": token.oid, "raw_id": f"8:orgid:{token.oid}", "cloud": "public"},
         }
     )
 

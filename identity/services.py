@@ -83,6 +83,7 @@ def entra_token_for_user(*, member: TenantUser, scopes: list[str], min_valid_sec
 class TeamsUserToken:
     token: str = field(repr=False)
     expires_at: dt.datetime
+    oid: str
 
 
 class TokenUnavailable(Exception):
@@ -117,16 +118,15 @@ class AcsBusy(TokenUnavailable):
     message = "The calling service is busy. Try again in a few seconds."
 
 
-def _token_key(member: TenantUser) -> str:
-    return f"acs-token:{member.pk}"
+# The ACS token cache is keyed by the portal user, so that the warm path needs nothing but the
+# session's user: a cached token exists only while the user's tenant is active (a tenant that
+# stops being active has its users' tokens forgotten, see identity.apps).
+def _token_key(user_id: int) -> str:
+    return f"acs-token:{user_id}"
 
 
 def _failure_key(member: TenantUser) -> str:
     return f"acs-token-failure:{member.pk}"
-
-
-def _acs_context(member: TenantUser) -> str:
-    return f"acs-token:{member.tenant.tid}:{member.oid}"
 
 
 def _margin() -> dt.timedelta:
@@ -134,15 +134,18 @@ def _margin() -> dt.timedelta:
 
 
 @sensitive_variables("sealed", "payload")
-def _cached_token(member: TenantUser) -> TeamsUserToken | None:
-    sealed = cache.get(_token_key(member))
+def cached_acs_token(*, user_id: int) -> TeamsUserToken | None:
+    """The user's ACS token if one is cached and valid beyond the margin (no database query)."""
+    sealed = coordination.get(_token_key(user_id))
     if sealed is None:
         return None
     try:
-        payload = json.loads(crypto.unseal(sealed, context=_acs_context(member)))
+        payload = json.loads(crypto.unseal(sealed, context=_token_key(user_id)))
     except crypto.DecryptionError:
         return None
-    token = TeamsUserToken(token=payload["token"], expires_at=dt.datetime.fromisoformat(payload["expires_at"]))
+    token = TeamsUserToken(
+        token=payload["token"], expires_at=dt.datetime.fromisoformat(payload["expires_at"]), oid=payload["oid"]
+    )
     return token if token.expires_at - _margin() > dt.datetime.now(dt.UTC) else None
 
 
@@ -151,19 +154,26 @@ def _cache_token(member: TenantUser, token: TeamsUserToken) -> None:
     ttl = (token.expires_at - _margin() - dt.datetime.now(dt.UTC)).total_seconds()
     if ttl < 1:
         return
-    payload = json.dumps({"token": token.token, "expires_at": token.expires_at.isoformat()})
-    cache.set(_token_key(member), crypto.seal(payload, context=_acs_context(member)), timeout=int(ttl))
+    payload = json.dumps({"token": token.token, "expires_at": token.expires_at.isoformat(), "oid": token.oid})
+    key = _token_key(member.user_id)
+    coordination.put(key, crypto.seal(payload, context=key), seconds=int(ttl))
+
+
+def acs_tokens_forget(*, tenant: CustomerTenant) -> None:
+    """Drop the cached ACS tokens of the tenant's users (the tenant is no longer active)."""
+    user_ids = TenantUser.objects.filter(tenant=tenant).values_list("user_id", flat=True)
+    coordination.forget([_token_key(user_id) for user_id in user_ids])
 
 
 def acs_token_for_user(*, member: TenantUser) -> TeamsUserToken:
     """The user's ACS token: cached while valid beyond the margin, else exchanged (one at a time per user)."""
-    token = _cached_token(member)
+    token = cached_acs_token(user_id=member.user_id)
     if token is not None:
         return token
     try:
         with coordination.lock(f"acs-exchange:{member.pk}", timeout=LOCK_TIMEOUT, wait=2 * settings.OUTBOUND_TIMEOUT):
             # Whoever held the lock may have just cached a token, or just failed.
-            token = _cached_token(member)
+            token = cached_acs_token(user_id=member.user_id)
             if token is not None:
                 return token
             failure = cache.get(_failure_key(member))
@@ -178,7 +188,7 @@ def acs_token_for_user(*, member: TenantUser) -> TeamsUserToken:
 
 def _exchange_finished_elsewhere(member: TenantUser) -> TeamsUserToken:
     # The lock expired under us (a very slow exchange); the token was cached all the same.
-    token = _cached_token(member)
+    token = cached_acs_token(user_id=member.user_id)
     if token is None:
         raise TokenUnavailable(retry_after=1)
     return token
@@ -213,7 +223,7 @@ def _exchange(member: TenantUser) -> TeamsUserToken:
         raise _failed(member, _acs_failure(tenant, exc), status=exc.status, code=exc.code) from None
     except TokenUnavailable as exc:
         raise _failed(member, exc) from None
-    token = TeamsUserToken(token=acs_token.token, expires_at=acs_token.expires_at)
+    token = TeamsUserToken(token=acs_token.token, expires_at=acs_token.expires_at, oid=str(member.oid))
     _cache_token(member, token)
     tenant_services.tenant_record_exchange(tenant=tenant)
     return token

@@ -12,7 +12,19 @@ from django.conf import settings
 from redis.exceptions import LockError, LockNotOwnedError
 from redis.lock import Lock
 
-__all__ = ["LockError", "LockNotOwnedError", "block", "blocked_for", "bucket_take", "client", "key", "lock"]
+__all__ = [
+    "LockError",
+    "LockNotOwnedError",
+    "block",
+    "blocked_for",
+    "bucket_take",
+    "client",
+    "forget",
+    "get",
+    "key",
+    "lock",
+    "put",
+]
 
 # A token bucket: `capacity` tokens, refilled at `rate` per second, by Redis's own clock so that
 # every process agrees. Returns the seconds until the caller's token is due; the token is
@@ -63,6 +75,21 @@ def bucket_take(name: str, *, capacity: int, per_seconds: float, max_wait: float
     """
     wait = client().eval(_TAKE, 1, key(f"bucket:{name}"), capacity, capacity / per_seconds, max_wait)
     return float(wait)
+
+
+def get(name: str) -> str | None:
+    """A value kept with `put` (one round trip on a long-lived client: the hot paths use this)."""
+    value = client().get(key(name))
+    return None if value is None else value.decode() if isinstance(value, bytes) else str(value)
+
+
+def put(name: str, value: str, *, seconds: int) -> None:
+    client().set(key(name), value, ex=max(1, seconds))
+
+
+def forget(names: list[str]) -> None:
+    if names:
+        client().delete(*(key(name) for name in names))
 
 
 def block(name: str, *, seconds: float) -> None:

@@ -18,6 +18,7 @@ from django.test import Client
 from identity import crypto, services
 from identity.models import EntraTokenCache
 from tenants.models import AuditEvent, ConsentRecord, CustomerTenant, TenantUser
+from tenants.tasks import confirm_tenant_consent
 from tests.devcloud_server import CONTOSO_APP, FABRIKAM, USERS, DevCloud
 from tests.portal_flow import Person, load_vendors
 
@@ -291,3 +292,11 @@ def test_people_lists_only_the_callers_tenant(bob: Person, connected: DevCloud) 
     assert [p["name"] for p in people["people"]] == ["Alice Anders"]
     assert bob.client.get("/call/people/", {"q": "nina"}).json() == {"people": [], "has_more": False}
     assert nina.client.get("/call/people/").json()["people"] == []
+
+
+def test_a_cached_token_is_not_served_once_the_tenant_is_no_longer_active(bob: Person, connected: DevCloud) -> None:
+    assert bob.client.post(TOKEN_URL).status_code == 200
+    connected.control("POST", f"/tenants/{FABRIKAM}/apps/{CONTOSO_APP}/revoke-consent")
+    assert confirm_tenant_consent(CustomerTenant.objects.get(tid=FABRIKAM).pk) == "revoked"
+    response = bob.client.post(TOKEN_URL)
+    assert response.status_code == 403 and response.json()["error"] == "consent_revoked"

@@ -1,0 +1,33 @@
+"""The benchmarks keep running, and their exact figures (counts, not timings) hold."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_bench(script: str, *args: str) -> dict[str, float]:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def test_the_acs_token_benchmark_prints_its_figures() -> None:
+    figures = run_bench("acs_token.py", "--users", "3", "--rounds", "1", "--requests", "2")
+    assert figures["entra_requests_per_cold_user"] == 1
+    assert figures["exchanges_per_cold_user"] == 1
+    assert figures["exchanges_for_50_concurrent"] == 1
+    assert figures["warm_outbound_calls"] == 0
+    assert figures["warm_ratio"] > 0
