@@ -205,12 +205,13 @@ def _unavailable(reason: str, retry_after: float | None) -> TokenUnavailable:
 def _exchange(member: TenantUser) -> TeamsUserToken:
     tenant = member.tenant
     try:
+        # Our turn under the resource's limit first: no Entra request for an exchange that must wait.
+        _take_exchange_slot(tenant)
         entra_token = entra_token_for_user(
             member=member,
             scopes=ACS_SCOPES,
             min_valid_seconds=settings.ACS_TOKEN_MARGIN_SECONDS + 60,
         )
-        _take_exchange_slot(tenant)
         acs_token = acs.exchange_teams_token(
             tenant_services.vendor_acs_resource(tenant.vendor),
             entra_token=entra_token.access_token,

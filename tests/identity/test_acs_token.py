@@ -216,10 +216,11 @@ def test_an_acs_429_is_honoured_for_the_whole_resource(bob: Person, connected: D
     assert response.json()["error"] == "acs_busy" and response["Retry-After"] == "30"
     # Another user of the same ACS resource waits too: ACS is not asked again before Retry-After.
     alice = signed_in(connected, "alice")
-    before = len(connected.requests(service="acs"))
+    before_acs, before_entra = len(connected.requests(service="acs")), refreshes(connected)
     response = alice.client.post(TOKEN_URL)
     assert response.json()["error"] == "acs_busy" and 25 <= int(response["Retry-After"]) <= 30
-    assert len(connected.requests(service="acs")) == before
+    assert len(connected.requests(service="acs")) == before_acs
+    assert refreshes(connected) == before_entra
 
 
 def test_the_token_bucket_keeps_exchanges_under_the_resource_limit(
