@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from django.conf import settings
@@ -10,13 +12,14 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from identity import services
 from tenants import selectors
 from tenants.models import CustomerTenant, TenantUser
 
 PEOPLE_LIMIT = 20
+JsonView = Callable[[HttpRequest], JsonResponse]
 
 
 def _error(status: int, error: str, message: str, **extra: Any) -> JsonResponse:
@@ -25,15 +28,45 @@ def _error(status: int, error: str, message: str, **extra: Any) -> JsonResponse:
     )
 
 
+def json_method(method: str) -> Callable[[JsonView], JsonView]:
+    """Like require_http_methods, answering other methods with a JSON 405."""
+
+    def decorator(view: JsonView) -> JsonView:
+        @wraps(view)
+        def checked(request: HttpRequest) -> JsonResponse:
+            if request.method != method:
+                response = _error(405, "method_not_allowed", f"Use {method}.")
+                response["Allow"] = method
+                return response
+            return view(request)
+
+        return checked
+
+    return decorator
+
+
 def _not_active(member: TenantUser) -> JsonResponse | None:
     tenant = member.tenant
     if tenant.status == CustomerTenant.Status.ACTIVE:
         return None
     if tenant.status == CustomerTenant.Status.CONSENT_REVOKED:
-        return _error(403, services.ConsentRevoked.reason, services.ConsentRevoked.message)
+        return _error(
+            403,
+            services.ConsentRevoked.reason,
+            services.ConsentRevoked.message.format(vendor=tenant.vendor.name),
+            action_url=_admin_url(member),
+        )
     return _error(
-        403, "tenant_not_active", "Your organization is not connected to this app. An administrator can connect it."
+        403,
+        "tenant_not_active",
+        f"Your organization is not connected to {tenant.vendor.name}. An administrator can connect it.",
+        action_url=_admin_url(member),
     )
+
+
+def _admin_url(member: TenantUser) -> str | None:
+    """Where a tenant admin fixes the connection; nothing for members."""
+    return reverse("tenant_admin") if member.portal_role == TenantUser.Role.ADMIN else None
 
 
 def _member_or_error(request: HttpRequest) -> TenantUser | JsonResponse:
@@ -46,7 +79,7 @@ def _member_or_error(request: HttpRequest) -> TenantUser | JsonResponse:
 
 
 @never_cache
-@require_POST
+@json_method("POST")
 def acs_token(request: HttpRequest) -> JsonResponse:
     """The signed-in user's ACS token (for AzureCommunicationTokenCredential's refresher)."""
     if request.user.is_authenticated:
@@ -62,7 +95,7 @@ def acs_token(request: HttpRequest) -> JsonResponse:
         response = _error(
             exc.status,
             exc.reason,
-            exc.message,
+            exc.message.format(vendor=member.tenant.vendor.name),
             retry_after=None if exc.retry_after is None else max(1, round(exc.retry_after)),
             action_url=reverse("vendor_page", args=[member.tenant.vendor.slug]) if exc.status == 401 else None,
         )
@@ -83,7 +116,7 @@ def _token_response(token: services.TeamsUserToken) -> JsonResponse:
 
 
 @never_cache
-@require_GET
+@json_method("GET")
 def people(request: HttpRequest) -> JsonResponse:
     """People of the caller's tenant to call, by name or UPN."""
     member = _member_or_error(request)

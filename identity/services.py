@@ -102,7 +102,7 @@ class ConsentRevoked(TokenUnavailable):
     status = 403
     reason = "consent_revoked"
     message = (
-        "Your organization's consent for this app was revoked in Microsoft Entra ID. "
+        "Your organization's consent for {vendor} was revoked in Microsoft Entra ID. "
         "An administrator of your organization must grant consent again."
     )
 

@@ -204,6 +204,8 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
+        # Django's own console handler (DEBUG only) would print each record a second time.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         # These libraries log request and response bodies at DEBUG, tokens included.
         "msal": {"level": "WARNING"},
         "azure": {"level": "WARNING"},

@@ -1,4 +1,5 @@
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.cache import add_never_cache_headers
 from django.views.csrf import csrf_failure as html_csrf_failure
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -17,8 +18,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """JSON callers get a JSON 403; pages get Django's page."""
     if "application/json" in request.headers.get("Accept", "") or request.path.startswith("/api/"):
-        return JsonResponse(
+        response = JsonResponse(
             {"error": "csrf_failed", "message": "The request was refused (CSRF check). Reload the page and try again."},
             status=403,
         )
+        add_never_cache_headers(response)
+        return response
     return html_csrf_failure(request, reason=reason)

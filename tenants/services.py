@@ -289,10 +289,12 @@ def tenant_mark_consent_revoked(*, tenant: CustomerTenant, detected_by: str, cod
     if tenant.status != Status.ACTIVE:
         return False
     tenant.status = Status.CONSENT_REVOKED
+    tenant.scopes_granted = []
     tenant.status_changed_at = timezone.now()
-    tenant.save(update_fields=["status", "status_changed_at"])
+    tenant.save(update_fields=["status", "scopes_granted", "status_changed_at"])
+    errors = ", ".join(f"AADSTS{code}" for code in codes)
     ConsentRecord.objects.create(
-        tenant=tenant, kind=ConsentRecord.Kind.REVOKED, scopes=[], confirmed_by=f"{detected_by} (AADSTS {codes})"
+        tenant=tenant, kind=ConsentRecord.Kind.REVOKED, scopes=[], confirmed_by=f"{detected_by}: {errors}"
     )
     audit(
         vendor=tenant.vendor, kind=AuditEvent.Kind.CONSENT_REVOKED, tenant=tenant, detected_by=detected_by, codes=codes

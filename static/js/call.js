@@ -103,6 +103,9 @@ function element(tag, text, attributes = {}) {
 function showActions({ retry = null } = {}) {
   session.retryAction = retry;
   ui.retry.hidden = !retry;
+  // The forms were disabled while connecting, which leaves keyboard focus nowhere: bring it back.
+  const focusLost = !document.activeElement || document.activeElement === document.body;
+  if (retry && focusLost) ui.retry.focus();
 }
 
 function showPortalError(error, retry) {
@@ -374,7 +377,7 @@ function onMeetingSubmit(event) {
   event.preventDefault();
   const link = ui.meetingLink.value.trim();
   if (!isTeamsMeetingLink(link)) {
-    showFieldError(ui.meetingError, ui.meetingLink, NOT_A_MEETING_LINK);
+    showFieldError(ui.meetingError, ui.meetingLink, link ? NOT_A_MEETING_LINK : "Paste the meeting link first.");
     ui.meetingLink.focus();
     return;
   }

@@ -153,9 +153,10 @@ def test_revoked_consent_marks_the_tenant_and_tells_the_user(bob: Person, connec
     response = bob.client.post(TOKEN_URL)
     assert response.status_code == 403
     assert response.json()["error"] == "consent_revoked"
-    assert "administrator" in response.json()["message"]
+    assert "consent for Contoso was revoked" in response.json()["message"]
+    assert "action_url" not in response.json()  # a member can't fix it; an admin gets a link
     tenant = CustomerTenant.objects.get(tid=FABRIKAM)
-    assert tenant.status == CustomerTenant.Status.CONSENT_REVOKED
+    assert tenant.status == CustomerTenant.Status.CONSENT_REVOKED and tenant.scopes_granted == []
     assert ConsentRecord.objects.filter(tenant=tenant, kind=ConsentRecord.Kind.REVOKED).count() == 1
     refusal = last_refusal()
     assert (refusal.reason, refusal.details["codes"]) == ("consent_revoked", [65001])
@@ -163,6 +164,15 @@ def test_revoked_consent_marks_the_tenant_and_tells_the_user(bob: Person, connec
     before = refreshes(connected)
     assert bob.client.post(TOKEN_URL).json()["error"] == "consent_revoked"
     assert refreshes(connected) == before
+
+
+def test_an_admin_is_pointed_to_the_page_where_consent_is_granted_again(bob: Person, connected: DevCloud) -> None:
+    alice = signed_in(connected, "alice")
+    connected.control("POST", f"/tenants/{FABRIKAM}/apps/{CONTOSO_APP}/revoke-consent")
+    assert bob.client.post(TOKEN_URL).json()["error"] == "consent_revoked"
+    response = alice.client.post(TOKEN_URL).json()
+    assert (response["error"], response["action_url"]) == ("consent_revoked", "/tenant/")
+    assert "Grant consent again" in alice.client.get("/tenant/").content.decode()
 
 
 @pytest.mark.parametrize(
@@ -258,7 +268,9 @@ def test_tokens_are_not_in_the_admin() -> None:
 def test_the_endpoint_refuses_anonymous_users_and_get_and_a_missing_csrf_token(bob: Person) -> None:
     anonymous = Client().post(TOKEN_URL)
     assert anonymous.status_code == 401 and anonymous.json()["error"] == "not_signed_in"
-    assert bob.client.get(TOKEN_URL).status_code == 405
+    wrong_method = bob.client.get(TOKEN_URL)
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"] == "method_not_allowed"
+    assert wrong_method["Allow"] == "POST"
     strict = Client(enforce_csrf_checks=True, SERVER_NAME="localhost")
     strict.cookies = bob.client.cookies
     refused = strict.post(TOKEN_URL, HTTP_ACCEPT="application/json")
