@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -64,6 +65,11 @@ def _not_active(member: TenantUser) -> JsonResponse | None:
     )
 
 
+def _sign_in_url(member: TenantUser) -> str:
+    """The vendor's sign-in page, coming back to the calling page."""
+    return f"{reverse('vendor_page', args=[member.tenant.vendor.slug])}?{urlencode({'next': reverse('call')})}"
+
+
 def _admin_url(member: TenantUser) -> str | None:
     """Where a tenant admin fixes the connection; nothing for members."""
     return reverse("tenant_admin") if member.portal_role == TenantUser.Role.ADMIN else None
@@ -97,7 +103,7 @@ def acs_token(request: HttpRequest) -> JsonResponse:
             exc.reason,
             exc.message.format(vendor=member.tenant.vendor.name),
             retry_after=None if exc.retry_after is None else max(1, round(exc.retry_after)),
-            action_url=reverse("vendor_page", args=[member.tenant.vendor.slug]) if exc.status == 401 else None,
+            action_url=_sign_in_url(member) if exc.status == 401 else None,
         )
         if exc.retry_after is not None:
             response["Retry-After"] = str(max(1, round(exc.retry_after)))

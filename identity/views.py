@@ -9,6 +9,7 @@ from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from identity import crypto
@@ -26,19 +27,27 @@ ONBOARDING_CACHE_KEY = "onboarding_token_cache"
 PURPOSES = ("sign_in", "onboard")
 
 
-def start(request: HttpRequest, *, vendor: Vendor, purpose: str) -> HttpResponse:
+def start(request: HttpRequest, *, vendor: Vendor, purpose: str, next_url: str = "") -> HttpResponse:
     """Begin an auth code flow (state, nonce, PKCE kept in the session) and go to Entra."""
     app = services.vendor_entra_app(vendor)
     flow = entra.start_sign_in(
         app, redirect_uri=request.build_absolute_uri(reverse("auth_callback")), scopes=SIGN_IN_SCOPES
     )
-    request.session[FLOW_KEY] = {"vendor": vendor.pk, "purpose": purpose, "flow": flow}
+    request.session[FLOW_KEY] = {"vendor": vendor.pk, "purpose": purpose, "flow": flow, "next": next_url}
     return HttpResponseRedirect(flow["auth_uri"])
+
+
+def safe_next(request: HttpRequest, value: str) -> str:
+    """A page of this site to return to after sign-in, or ""."""
+    if value.startswith("/") and url_has_allowed_host_and_scheme(value, allowed_hosts={request.get_host()}):
+        return value
+    return ""
 
 
 @require_POST
 def sign_in(request: HttpRequest, slug: str) -> HttpResponse:
-    return start(request, vendor=vendor_for_slug(slug), purpose="sign_in")
+    next_url = safe_next(request, request.POST.get("next", ""))
+    return start(request, vendor=vendor_for_slug(slug), purpose="sign_in", next_url=next_url)
 
 
 def refused(request: HttpRequest, *, vendor: Vendor | None, reason: str, status: int = 403) -> HttpResponse:
@@ -83,10 +92,12 @@ def callback(request: HttpRequest) -> HttpResponse:
         return refused(request, vendor=vendor, reason="invalid_id_token", status=400)
     if pending["purpose"] == "onboard":
         return _onboard(request, vendor=vendor, claims=claims, token_cache=result.cache)
-    return _sign_in(request, vendor=vendor, claims=claims, token_cache=result.cache)
+    return _sign_in(request, vendor=vendor, claims=claims, token_cache=result.cache, next_url=pending.get("next") or "")
 
 
-def _sign_in(request: HttpRequest, *, vendor: Vendor, claims: IdTokenClaims, token_cache: str) -> HttpResponse:
+def _sign_in(
+    request: HttpRequest, *, vendor: Vendor, claims: IdTokenClaims, token_cache: str, next_url: str
+) -> HttpResponse:
     staff = services.staff_sign_in(vendor=vendor, claims=claims)
     if staff is not None and staff.user is not None:
         return _login(request, staff.user, reverse("vendor_dashboard", args=[vendor.slug]))
@@ -96,7 +107,7 @@ def _sign_in(request: HttpRequest, *, vendor: Vendor, claims: IdTokenClaims, tok
         return refused(request, vendor=vendor, reason=exc.reason)
     # The refresh token from this sign-in serves later token requests (ACS, Graph), web and workers.
     identity_services.token_cache_store(member=member, serialized=token_cache)
-    return _login(request, member.user, reverse("home"))
+    return _login(request, member.user, next_url or reverse("home"))
 
 
 def _login(request: HttpRequest, user: User, redirect_url: str) -> HttpResponse:

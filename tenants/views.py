@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from identity import crypto
-from identity.views import CONSENT_KEY, ONBOARDING_CACHE_KEY, onboarding_context, refused, start
+from identity.views import CONSENT_KEY, ONBOARDING_CACHE_KEY, onboarding_context, refused, safe_next, start
 from integrations import entra
 from tenants import selectors, services
 from tenants.models import CONSENT_ROLES, AuditEvent, CustomerTenant, TenantUser, Vendor
@@ -33,7 +33,9 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 def vendor_page(request: HttpRequest, slug: str) -> HttpResponse:
     vendor = selectors.vendor_for_slug(slug)
-    return render(request, "tenants/vendor.html", {"vendor": vendor, "consent_roles": CONSENT_ROLES.values()})
+    next_url = safe_next(request, request.GET.get("next", ""))
+    context = {"vendor": vendor, "consent_roles": CONSENT_ROLES.values(), "next": next_url}
+    return render(request, "tenants/vendor.html", context)
 
 
 @require_POST

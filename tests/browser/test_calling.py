@@ -70,4 +70,8 @@ def test_a_user_whose_sessions_were_revoked_is_asked_to_sign_in_again(
     state = page.locator("#call-state")
     expect(state).to_have_attribute("data-state", "error")
     expect(state).to_contain_text("Sign in again")
-    expect(page.get_by_role("link", name="Sign in again")).to_have_attribute("href", "/v/contoso/")
+    page.get_by_role("link", name="Sign in again").click()
+    page.get_by_role("button", name="Sign in with Microsoft").click()
+    entra_sign_in(page, "bob")  # revoking the sessions ended Entra's single sign-on too
+    expect(page).to_have_url(portal.url + "/call/")
+    expect(state).to_have_attribute("data-state", "ready")

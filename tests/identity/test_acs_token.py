@@ -192,7 +192,7 @@ def test_a_refresh_token_that_no_longer_works_asks_the_user_to_sign_in_again(
     response = bob.client.post(TOKEN_URL)
     assert response.status_code == 401
     assert response.json()["error"] == "sign_in_again"
-    assert response.json()["action_url"] == "/v/contoso/"
+    assert response.json()["action_url"] == "/v/contoso/?next=%2Fcall%2F"
     assert (last_refusal().reason, last_refusal().details["codes"]) == ("sign_in_again", [code])
     assert CustomerTenant.objects.get(tid=FABRIKAM).status == CustomerTenant.Status.ACTIVE
     if code != 700082:

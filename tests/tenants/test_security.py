@@ -174,3 +174,14 @@ def test_vendor_staff_see_their_customers_only(devcloud_vendors: DevCloud) -> No
     assert "fabrikam.example" in page and "Global Administrator" in page
     assert "northwind" not in page.lower()
     assert contoso_staff.client.get("/vendor/litware/").status_code == 404
+
+
+@pytest.mark.parametrize("next_url", ["https://evil.example/", "//evil.example/x", "javascript:alert(1)"])
+def test_sign_in_never_returns_to_another_site(devcloud_vendors: DevCloud, next_url: str) -> None:
+    bob = Person(devcloud_vendors, USERS["bob"][0])
+    Person(devcloud_vendors, USERS["alice"][0]).connect()
+    page = bob.client.get("/v/contoso/", {"next": next_url}).content.decode()
+    assert 'name="next"' not in page
+    start = bob.client.post("/v/contoso/sign-in/", {"next": next_url})
+    assert bob.client.session["entra_flow"]["next"] == ""
+    assert start.status_code == 302
