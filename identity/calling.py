@@ -16,6 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from identity import services
+from portal import coordination
 from tenants import selectors
 from tenants.models import CustomerTenant, TenantUser
 
@@ -88,10 +89,12 @@ def _member_or_error(request: HttpRequest) -> TenantUser | JsonResponse:
 @json_method("POST")
 def acs_token(request: HttpRequest) -> JsonResponse:
     """The signed-in user's ACS token (for AzureCommunicationTokenCredential's refresher)."""
-    if request.user.is_authenticated:
-        cached = services.cached_acs_token(user_id=request.user.pk)
-        if cached is not None:
-            return _token_response(cached)
+    try:
+        cached = services.cached_acs_token(user_id=request.user.pk) if request.user.is_authenticated else None
+    except coordination.RedisError:
+        cached = None  # the slow path says what is unavailable
+    if cached is not None:
+        return _token_response(cached)
     member = _member_or_error(request)
     if isinstance(member, JsonResponse):
         return member

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,9 +33,21 @@ def token_cache_context(member: TenantUser) -> str:
     return f"entra-token-cache:{member.tenant.tid}:{member.oid}"
 
 
+def _cache_lock(member: TenantUser) -> AbstractContextManager[None]:
+    # Web requests wait for a worker's refresh at most as long as one outgoing call.
+    return coordination.held(f"token-cache:{member.pk}", timeout=LOCK_TIMEOUT, wait=2 * settings.OUTBOUND_TIMEOUT)
+
+
+@sensitive_variables("serialized")
+def token_cache_seed(*, member: TenantUser, serialized: str) -> None:
+    """Keep the MSAL cache of a new sign-in (its refresh token), over whatever was there."""
+    with _cache_lock(member):
+        token_cache_store(member=member, serialized=serialized)
+
+
 @sensitive_variables("serialized")
 def token_cache_store(*, member: TenantUser, serialized: str) -> None:
-    """Keep the user's MSAL cache (seeded at sign-in with the refresh token), sealed."""
+    """Seal and keep the user's MSAL cache; callers hold the user's cache lock."""
     EntraTokenCache.objects.update_or_create(
         member=member,
         defaults={"tenant": member.tenant, "sealed": crypto.seal(serialized, context=token_cache_context(member))},
@@ -51,7 +64,7 @@ def token_cache_load(*, member: TenantUser) -> str:
 @contextmanager
 def _user_tokens(member: TenantUser) -> Iterator[str]:
     """The user's cache, held so that web and workers never write it back over each other."""
-    with coordination.lock(f"token-cache:{member.pk}", timeout=LOCK_TIMEOUT, wait=LOCK_TIMEOUT):
+    with _cache_lock(member):
         try:
             serialized = token_cache_load(member=member)
         except crypto.DecryptionError:
@@ -159,6 +172,10 @@ def _cache_token(member: TenantUser, token: TeamsUserToken) -> None:
     coordination.put(key, crypto.seal(payload, context=key), seconds=int(ttl))
 
 
+def acs_token_forget(*, user_id: int) -> None:
+    coordination.forget([_token_key(user_id)])
+
+
 def acs_tokens_forget(*, tenant: CustomerTenant) -> None:
     """Drop the cached ACS tokens of the tenant's users (the tenant is no longer active)."""
     user_ids = TenantUser.objects.filter(tenant=tenant).values_list("user_id", flat=True)
@@ -170,8 +187,9 @@ def acs_token_for_user(*, member: TenantUser) -> TeamsUserToken:
     token = cached_acs_token(user_id=member.user_id)
     if token is not None:
         return token
+    # The lock outlives everything its holder may wait for: the cache lock and three calls out.
     try:
-        with coordination.lock(f"acs-exchange:{member.pk}", timeout=LOCK_TIMEOUT, wait=2 * settings.OUTBOUND_TIMEOUT):
+        with coordination.held(f"acs-exchange:{member.pk}", timeout=LOCK_TIMEOUT, wait=4 * settings.OUTBOUND_TIMEOUT):
             # Whoever held the lock may have just cached a token, or just failed.
             token = cached_acs_token(user_id=member.user_id)
             if token is not None:
@@ -180,18 +198,10 @@ def acs_token_for_user(*, member: TenantUser) -> TeamsUserToken:
             if failure is not None:
                 raise _unavailable(failure["reason"], failure.get("retry_after"))
             return _exchange(member)
-    except coordination.LockNotOwnedError:
-        return _exchange_finished_elsewhere(member)
-    except coordination.LockError:
+    except coordination.Busy:
         raise AcsBusy(retry_after=1) from None
-
-
-def _exchange_finished_elsewhere(member: TenantUser) -> TeamsUserToken:
-    # The lock expired under us (a very slow exchange); the token was cached all the same.
-    token = cached_acs_token(user_id=member.user_id)
-    if token is None:
-        raise TokenUnavailable(retry_after=1)
-    return token
+    except coordination.RedisError:
+        raise TokenUnavailable(retry_after=5) from None
 
 
 def _unavailable(reason: str, retry_after: float | None) -> TokenUnavailable:
@@ -227,6 +237,10 @@ def _exchange(member: TenantUser) -> TeamsUserToken:
     token = TeamsUserToken(token=acs_token.token, expires_at=acs_token.expires_at, oid=str(member.oid))
     _cache_token(member, token)
     tenant_services.tenant_record_exchange(tenant=tenant)
+    if not TenantUser.objects.filter(pk=member.pk, tenant__status=CustomerTenant.Status.ACTIVE).exists():
+        # The tenant stopped being active (or the member was removed) during the exchange,
+        # perhaps before its forget ran: don't leave the token for the fast path.
+        acs_token_forget(user_id=member.user_id)
     return token
 
 
@@ -261,9 +275,9 @@ def _take_exchange_slot(tenant: CustomerTenant) -> None:
     if blocked:
         raise AcsBusy(retry_after=blocked)
     max_wait = settings.ACS_EXCHANGE_MAX_WAIT_SECONDS
-    wait = coordination.bucket_take(
-        name, capacity=settings.ACS_EXCHANGES_PER_30_SECONDS, per_seconds=30, max_wait=max_wait
-    )
+    limit = settings.ACS_EXCHANGES_PER_30_SECONDS
+    # A burst of a tenth: in any 30 s, at most limit/10 + limit exchanges (495 for 450 < 500).
+    wait = coordination.bucket_take(name, rate=limit / 30, burst=max(1, limit // 10), max_wait=max_wait)
     if wait > max_wait:
         raise AcsBusy(retry_after=wait)
     time.sleep(wait)
@@ -271,7 +285,9 @@ def _take_exchange_slot(tenant: CustomerTenant) -> None:
 
 def _failed(member: TenantUser, error: TokenUnavailable, **details: Any) -> TokenUnavailable:
     """Audit the failure (never the token) and let waiting requests of this user see it."""
-    cache.set(_failure_key(member), {"reason": error.reason, "retry_after": error.retry_after}, timeout=10)
+    # Long enough for the requests waiting on this exchange, no longer than the advice given.
+    memo = min(10, math.ceil(error.retry_after)) if error.retry_after is not None else 10
+    cache.set(_failure_key(member), {"reason": error.reason, "retry_after": error.retry_after}, timeout=max(1, memo))
     tenant_services.audit(
         vendor=member.tenant.vendor,
         kind=AuditEvent.Kind.TOKEN_REFUSED,

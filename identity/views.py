@@ -106,7 +106,7 @@ def _sign_in(
     except services.SignInRefused as exc:
         return refused(request, vendor=vendor, reason=exc.reason)
     # The refresh token from this sign-in serves later token requests (ACS, Graph), web and workers.
-    identity_services.token_cache_store(member=member, serialized=token_cache)
+    identity_services.token_cache_seed(member=member, serialized=token_cache)
     return _login(request, member.user, next_url or reverse("home"))
 
 
@@ -134,7 +134,7 @@ def _onboard(request: HttpRequest, *, vendor: Vendor, claims: IdTokenClaims, tok
         member = services.tenant_user_sign_in(vendor=vendor, claims=claims, onboarding=True)
     except services.SignInRefused as exc:
         return refused(request, vendor=vendor, reason=exc.reason)
-    identity_services.token_cache_store(member=member, serialized=token_cache)
+    identity_services.token_cache_seed(member=member, serialized=token_cache)
     _login(request, member.user, reverse("tenant_admin"))
     # The admin's tokens, sealed, let the consent callback confirm the scopes with Entra.
     request.session[ONBOARDING_CACHE_KEY] = crypto.seal(token_cache, context=onboarding_context(claims.tid, claims.oid))

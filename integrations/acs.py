@@ -13,6 +13,7 @@ from typing import Any
 from azure.communication.identity import CommunicationIdentityClient
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ def client(resource: AcsResource) -> CommunicationIdentityClient:
     return _client(resource.connection_string, settings.MICROSOFT_CA_BUNDLE, settings.OUTBOUND_TIMEOUT)
 
 
+@sensitive_variables("entra_token", "result")
 def exchange_teams_token(resource: AcsResource, *, entra_token: str, client_id: str, oid: str) -> AcsToken:
     """An ACS token for a Teams user, from the user's Entra token for the ACS scopes."""
     try:

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 import msal
 import requests
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 
 from integrations.http import microsoft_session
 
@@ -171,6 +172,7 @@ class UserToken:
     cache: str | None = field(repr=False)
 
 
+@sensitive_variables("cache", "token_cache", "result")
 def acquire_user_token(
     app: EntraApp, *, cache: str, tid: str, oid: str, scopes: list[str], min_valid_seconds: int
 ) -> UserToken:

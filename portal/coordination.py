@@ -5,22 +5,27 @@ Keys live under the cache's key prefix, so that tests and deployments sharing a 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from functools import lru_cache
 
 import redis
 from django.conf import settings
-from redis.exceptions import LockError, LockNotOwnedError
+from redis.exceptions import LockError, LockNotOwnedError, RedisError
 from redis.lock import Lock
 
 __all__ = [
+    "Busy",
     "LockError",
     "LockNotOwnedError",
+    "RedisError",
     "block",
     "blocked_for",
     "bucket_take",
     "client",
     "forget",
     "get",
+    "held",
     "key",
     "lock",
     "put",
@@ -67,13 +72,35 @@ def lock(name: str, *, timeout: float, wait: float) -> Lock:
     return held
 
 
-def bucket_take(name: str, *, capacity: int, per_seconds: float, max_wait: float) -> float:
-    """Seconds until a token of bucket `name` (`capacity` per `per_seconds`) is the caller's.
+class Busy(Exception):
+    """Someone else held the lock for longer than we could wait."""
 
-    At most `max_wait`: the token is reserved and the caller waits that long. More: nothing
-    was taken, the caller should give up for now.
+
+@contextmanager
+def held(name: str, *, timeout: float, wait: float) -> Iterator[None]:
+    """Hold lock `name` for the block; raises Busy if it can't be had within `wait` s.
+
+    If the lock expired under a slow holder, releasing it is not an error: the block's own
+    result or exception is what counts.
     """
-    wait = client().eval(_TAKE, 1, key(f"bucket:{name}"), capacity, capacity / per_seconds, max_wait)
+    acquired = lock(name, timeout=timeout, wait=wait)
+    if not acquired.acquire():
+        raise Busy(name)
+    try:
+        yield
+    finally:
+        with suppress(LockNotOwnedError):
+            acquired.release()
+
+
+def bucket_take(name: str, *, rate: float, burst: int, max_wait: float) -> float:
+    """Seconds until a token of bucket `name` (`rate` per second, at most `burst` at once) is the caller's.
+
+    In any window of T seconds the bucket gives at most burst + rate * T tokens. At most
+    `max_wait`: the token is reserved and the caller waits that long. More: nothing was
+    taken, the caller should give up for now.
+    """
+    wait = client().eval(_TAKE, 1, key(f"bucket:{name}"), burst, rate, max_wait)
     return float(wait)
 
 

@@ -175,8 +175,15 @@ function fetchToken() {
 }
 
 async function refreshToken() {
-  const body = await fetchToken();
-  return body.token;
+  try {
+    const body = await fetchToken();
+    if (body.teams_user && body.teams_user.id !== config.teamsUserId) throw new PortalError(WRONG_ACCOUNT, { status: 409 });
+    return body.token;
+  } catch (error) {
+    // The SDK only sees a failed refresh; the user should see why (e.g. sign in again).
+    if (error instanceof PortalError) showPortalError(error, start);
+    throw error;
+  }
 }
 
 // ---------------------------------------------------------------- start up

@@ -307,9 +307,29 @@ def test_people_lists_only_the_callers_tenant(bob: Person, connected: DevCloud) 
     assert nina.client.get("/call/people/").json()["people"] == []
 
 
-def test_a_cached_token_is_not_served_once_the_tenant_is_no_longer_active(bob: Person, connected: DevCloud) -> None:
+def test_a_cached_token_is_not_served_once_the_tenant_is_no_longer_active(
+    bob: Person, connected: DevCloud, django_capture_on_commit_callbacks: Any
+) -> None:
     assert bob.client.post(TOKEN_URL).status_code == 200
     connected.control("POST", f"/tenants/{FABRIKAM}/apps/{CONTOSO_APP}/revoke-consent")
-    assert confirm_tenant_consent(CustomerTenant.objects.get(tid=FABRIKAM).pk) == "revoked"
+    with django_capture_on_commit_callbacks(execute=True):
+        assert confirm_tenant_consent(CustomerTenant.objects.get(tid=FABRIKAM).pk) == "revoked"
     response = bob.client.post(TOKEN_URL)
     assert response.status_code == 403 and response.json()["error"] == "consent_revoked"
+
+
+def test_a_cached_token_is_not_served_once_the_member_is_removed(
+    bob: Person, django_capture_on_commit_callbacks: Any
+) -> None:
+    assert bob.client.post(TOKEN_URL).status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        member("bob").delete()  # as the Django admin would; the portal user and session remain
+    response = bob.client.post(TOKEN_URL)
+    assert response.status_code == 403 and response.json()["error"] == "not_a_tenant_user"
+
+
+def test_an_exchange_that_ends_after_the_tenant_was_deactivated_leaves_nothing_cached(bob: Person) -> None:
+    bobs = member("bob")
+    CustomerTenant.objects.filter(tid=FABRIKAM).update(status=CustomerTenant.Status.CONSENT_REVOKED)
+    services._exchange(bobs)  # the exchange had loaded the member while the tenant was active
+    assert services.cached_acs_token(user_id=bobs.user_id) is None

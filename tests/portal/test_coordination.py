@@ -8,20 +8,20 @@ from portal import coordination
 
 
 def test_the_bucket_gives_its_capacity_then_says_how_long_to_wait() -> None:
-    assert coordination.bucket_take("t", capacity=2, per_seconds=30, max_wait=0) == 0
-    assert coordination.bucket_take("t", capacity=2, per_seconds=30, max_wait=0) == 0
-    wait = coordination.bucket_take("t", capacity=2, per_seconds=30, max_wait=0)
+    assert coordination.bucket_take("t", rate=1 / 15, burst=2, max_wait=0) == 0
+    assert coordination.bucket_take("t", rate=1 / 15, burst=2, max_wait=0) == 0
+    wait = coordination.bucket_take("t", rate=1 / 15, burst=2, max_wait=0)
     assert 14 < wait <= 15
 
 
 def test_a_wait_longer_than_the_caller_accepts_takes_nothing() -> None:
-    coordination.bucket_take("u", capacity=1, per_seconds=30, max_wait=0)
-    first = coordination.bucket_take("u", capacity=1, per_seconds=30, max_wait=1)
+    coordination.bucket_take("u", rate=1 / 30, burst=1, max_wait=0)
+    first = coordination.bucket_take("u", rate=1 / 30, burst=1, max_wait=1)
     # Nothing was reserved: the next caller is told the same wait, and may reserve it.
-    second = coordination.bucket_take("u", capacity=1, per_seconds=30, max_wait=60)
+    second = coordination.bucket_take("u", rate=1 / 30, burst=1, max_wait=60)
     assert first == pytest.approx(second, abs=0.5)
     # Reserved now: whoever comes next waits one more interval.
-    assert coordination.bucket_take("u", capacity=1, per_seconds=30, max_wait=0) == pytest.approx(second + 30, abs=0.5)
+    assert coordination.bucket_take("u", rate=1 / 30, burst=1, max_wait=0) == pytest.approx(second + 30, abs=0.5)
 
 
 def test_a_block_lasts_its_seconds() -> None:
