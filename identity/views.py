@@ -12,7 +12,6 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from identity import crypto
 from identity import services as identity_services
 from identity.id_tokens import IdTokenClaims, InvalidIdToken, validate_id_token
 from integrations import entra
@@ -23,7 +22,6 @@ from tenants.selectors import vendor_for_slug
 
 FLOW_KEY = "entra_flow"
 CONSENT_KEY = "consent_state"
-ONBOARDING_CACHE_KEY = "onboarding_token_cache"
 PURPOSES = ("sign_in", "onboard")
 
 
@@ -116,10 +114,6 @@ def _login(request: HttpRequest, user: User, redirect_url: str) -> HttpResponse:
     return response
 
 
-def onboarding_context(tid: str, oid: str) -> str:
-    return f"onboarding-token-cache:{tid}:{oid}"
-
-
 def _onboard(request: HttpRequest, *, vendor: Vendor, claims: IdTokenClaims, token_cache: str) -> HttpResponse:
     if services.consent_role(claims.wids) is None:
         services.audit(
@@ -134,10 +128,9 @@ def _onboard(request: HttpRequest, *, vendor: Vendor, claims: IdTokenClaims, tok
         member = services.tenant_user_sign_in(vendor=vendor, claims=claims, onboarding=True)
     except services.SignInRefused as exc:
         return refused(request, vendor=vendor, reason=exc.reason)
+    # The admin's tokens also let the consent callback confirm the scopes with Entra.
     identity_services.token_cache_seed(member=member, serialized=token_cache)
     _login(request, member.user, reverse("tenant_admin"))
-    # The admin's tokens, sealed, let the consent callback confirm the scopes with Entra.
-    request.session[ONBOARDING_CACHE_KEY] = crypto.seal(token_cache, context=onboarding_context(claims.tid, claims.oid))
     return redirect_to_admin_consent(request, vendor=vendor, tid=claims.tid)
 
 

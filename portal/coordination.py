@@ -11,13 +11,11 @@ from functools import lru_cache
 
 import redis
 from django.conf import settings
-from redis.exceptions import LockError, LockNotOwnedError, RedisError
+from redis.exceptions import LockNotOwnedError, RedisError
 from redis.lock import Lock
 
 __all__ = [
     "Busy",
-    "LockError",
-    "LockNotOwnedError",
     "RedisError",
     "block",
     "blocked_for",

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -349,8 +348,3 @@ def tenant_disconnect(*, tenant: CustomerTenant, by: TenantUser) -> None:
     tenant.scopes_granted = []
     tenant.status_changed_at = timezone.now()
     tenant.save(update_fields=["status", "scopes_granted", "status_changed_at"])
-
-
-def user_of(user: User | AnonymousUser) -> TenantUser | None:
-    member: TenantUser | None = getattr(user, "tenant_user", None)
-    return member

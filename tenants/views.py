@@ -14,7 +14,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from identity import crypto
-from identity.views import CONSENT_KEY, ONBOARDING_CACHE_KEY, onboarding_context, refused, safe_next, start
+from identity import services as identity_services
+from identity.views import CONSENT_KEY, refused, safe_next, start
 from integrations import entra
 from tenants import selectors, services
 from tenants.models import CONSENT_ROLES, AuditEvent, CustomerTenant, TenantUser, Vendor
@@ -25,7 +26,7 @@ PAGE_SIZE = 25
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    member = services.user_of(request.user)
+    member = selectors.access_member(user=request.user)
     vendors = Vendor.objects.order_by("name")
     return render(request, "portal/home.html", {"member": member, "vendors": vendors})
 
@@ -63,7 +64,7 @@ def _callback_problem(pending: dict[str, Any] | None, member: TenantUser, query:
 def onboarding_callback(request: HttpRequest) -> HttpResponse:
     """Entra's admin consent redirect. Its query is unsigned: trust nothing until confirmed."""
     pending = request.session.pop(CONSENT_KEY, None)
-    member = services.user_of(request.user)
+    member = selectors.access_member(user=request.user)
     if member is None:
         return refused(request, vendor=None, reason="consent_state_mismatch", status=400)
     tenant = member.tenant
@@ -75,11 +76,11 @@ def onboarding_callback(request: HttpRequest) -> HttpResponse:
             messages.error(request, "Consent was not granted, so the organization is not connected. You can try again.")
             return redirect("tenant_admin")
         return refused(request, vendor=vendor, reason="consent_state_mismatch", status=400)
-    sealed_cache = request.session.pop(ONBOARDING_CACHE_KEY, "")
     app = services.vendor_entra_app(vendor)
     try:
         entra.confirm_app_in_tenant(app, str(tenant.tid))
-        cache = crypto.unseal(sealed_cache, context=onboarding_context(str(tenant.tid), str(member.oid)))
+        # The admin's own tokens, kept at the onboarding sign-in.
+        cache = identity_services.token_cache_load(member=member)
         entra.confirm_scopes_consented(app, cache=cache, scopes=list(vendor.requested_scopes))
     except crypto.DecryptionError:
         services.audit(vendor=vendor, kind=AuditEvent.Kind.CONSENT_REFUSED, tenant=tenant, reason="not_confirmed")
