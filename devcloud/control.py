@@ -12,6 +12,8 @@ from starlette.routing import Route
 from devcloud import faults
 from devcloud.directory import Tenant, User
 from devcloud.entra import tokens
+from devcloud.graph import control as graph_control
+from devcloud.graph import subscriptions
 from devcloud.scopes import GRAPH, parse, qualify
 from devcloud.state import DEFAULT_SETTINGS, State
 
@@ -89,6 +91,7 @@ async def directory(request: Request) -> Response:
 
 async def reset(request: Request) -> Response:
     _state(request).reset()
+    subscriptions.deliveries.clear()
     return JSONResponse({"reset": True})
 
 
@@ -248,4 +251,5 @@ def routes() -> list[Any]:
         Route("/requests", requests_log, methods=["GET", "DELETE"]),
         Route("/counters", counters),
         Route("/tokens", mint_token, methods=["POST"]),
+        *graph_control.routes(),
     ]

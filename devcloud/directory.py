@@ -7,6 +7,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DEFAULT_SEED = Path(__file__).parent / "seeds" / "demo.json"
 
@@ -107,6 +108,9 @@ class Directory:
     tenants: dict[str, Tenant] = field(default_factory=dict)
     apps: dict[str, App] = field(default_factory=dict)
     acs_resources: list[AcsResource] = field(default_factory=list)
+    # The seed's demo chats, created in a new state dir and on reset.
+    seed_chats: list[dict[str, Any]] = field(default_factory=list)
+    _index: tuple[tuple[Tenant, ...], dict[str, User]] = ((), {})
 
     def tenant(self, ref: str) -> Tenant | None:
         """A tenant by id or verified domain (case-insensitive), as Entra resolves them."""
@@ -126,11 +130,14 @@ class Directory:
         return None
 
     def user(self, user_id: str) -> User | None:
-        for tenant in self.tenants.values():
-            for user in tenant.users:
-                if user.id == user_id or user.upn.lower() == user_id.lower():
-                    return user
-        return None
+        """A user by object id or UPN (case-insensitive)."""
+        # Tenants are replaced, never mutated, when users are added: the tenants key the index.
+        version = tuple(self.tenants.values())
+        if self._index[0] != version:
+            users = [u for t in self.tenants.values() for u in t.users]
+            index = {u.upn.lower(): u for u in users} | {u.id: u for u in users}
+            self._index = (version, index)
+        return self._index[1].get(user_id) or self._index[1].get(user_id.lower())
 
     def add_users(self, tenant: Tenant, *, prefix: str, count: int, password: str) -> list[User]:
         """`count` more members named `{prefix}{n}@{domain}`, ids derived from the tenant and name."""
@@ -201,6 +208,7 @@ def load_directory(seed_path: Path, *, port: int) -> Directory:
             sign_in_audience=a.get("sign_in_audience", "AzureADMultipleOrgs"),
             home_tenant_consented=a.get("home_tenant_consented", False),
         )
+    directory.seed_chats = list(raw.get("chats", ()))
     for r in raw.get("acs_resources", ()):
         conn = r["connection_string"].replace("{port}", str(port))
         endpoint, key = _parse_connection_string(conn, f"https://127.0.0.1:{port}")

@@ -9,6 +9,7 @@ from typing import Any
 from starlette.responses import Response
 
 from devcloud.entra.errors import EntraError
+from devcloud.graph.errors import error_body
 
 SERVICES = ("entra", "acs", "graph")
 FIELDS = {"service", "path", "method", "status", "probability", "retry_after", "latency_ms", "count"}
@@ -87,16 +88,24 @@ def _body(service: str, status: int) -> dict[str, Any]:
                 "temporarily_unavailable", 90033, "A transient error has occurred. Please try again.", status=status
             )
         return err.body()
+    if service == "graph":
+        return graph_body(status)
     if status == 429:
         code, message = "TooManyRequests", "Too many requests."
     elif status >= 500:
-        code, message = (
-            ("serviceNotAvailable" if service == "graph" else "ServiceUnavailable"),
-            "The service is temporarily unavailable.",
-        )
+        code, message = "ServiceUnavailable", "The service is temporarily unavailable."
     else:
         code, message = "BadRequest", "Injected fault."
     return {"error": {"code": code, "message": message}}
+
+
+def graph_body(status: int) -> dict[str, Any]:
+    """Graph's own error bodies for throttling and outages, with `innerError`."""
+    if status == 429:
+        return error_body("TooManyRequests", "Too Many Requests")
+    if status >= 500:
+        return error_body("serviceNotAvailable", "Service unavailable")
+    return error_body("BadRequest", "Injected fault.")
 
 
 def response(rule: dict[str, Any], service: str) -> Response:

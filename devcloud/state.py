@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import secrets
@@ -14,6 +15,8 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 
 from devcloud.directory import App, Directory, Tenant, User
+from devcloud.graph.store import ChatStore
+from devcloud.graph.throttle import Throttle
 from devcloud.keys import KeyRing
 from devcloud.scopes import qualify
 
@@ -27,6 +30,16 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "acs_exchange_limit": 500,
     "acs_exchange_window": 30.0,
     "acs_identity_limit": 1000,
+    # Graph's limits for chat message requests, per app (0: no limit).
+    "graph_chat_messages_per_tenant_rps": 20,
+    "graph_chat_messages_per_app_rps": 200,
+    "graph_chat_messages_per_chat_rps": 1,
+    # How often a 429 from Teams comes without Retry-After (0 to 1).
+    "graph_retry_after_omitted": 0.1,
+    # Change notifications: delivery timeout, attempts, and the first retry's delay (doubling).
+    "graph_notification_timeout": 3.0,
+    "graph_notification_attempts": 6,
+    "graph_notification_backoff": 2.0,
 }
 
 
@@ -88,9 +101,14 @@ class State:
         self.faults: list[dict[str, Any]] = []
         self.request_log: deque[dict[str, Any]] = deque(maxlen=20000)
         self.counters: dict[str, int] = {}
+        self._ids = itertools.count(1)
+        self.chats = ChatStore(directory=directory, journal=state_dir / "chats.jsonl")
+        self.throttle = Throttle()
         self._reset_mutable()
         if self.path.exists():
             self._load(json.loads(self.path.read_text()))
+        if not self.chats.load():
+            self.chats.seed(directory.seed_chats)
 
     # persistence ---------------------------------------------------------------------
     def _secret(self) -> bytes:
@@ -113,6 +131,7 @@ class State:
         self.acs_identities: dict[str, dict[str, Any]] = {}
         self.directory.tenants = dict(self.seed_tenants)
         self.generated_users: list[dict[str, Any]] = []
+        self.subscriptions: dict[str, dict[str, Any]] = {}
 
     def _load(self, data: dict[str, Any]) -> None:
         self.grants = {k: Grant.from_json(v) for k, v in data.get("grants", {}).items()}
@@ -123,6 +142,7 @@ class State:
         self.acs_identities = data.get("acs_identities", {})
         for request in data.get("generated_users", []):
             self.add_users(**request)
+        self.subscriptions = data.get("subscriptions", {})
 
     def save(self) -> None:
         data = {
@@ -133,6 +153,7 @@ class State:
             "settings": self.settings,
             "acs_identities": self.acs_identities,
             "generated_users": self.generated_users,
+            "subscriptions": self.subscriptions,
         }
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1))
@@ -146,6 +167,9 @@ class State:
         self.faults.clear()
         self.request_log.clear()
         self.counters.clear()
+        self.throttle.clear()
+        self.chats.clear()
+        self.chats.seed(self.directory.seed_chats)
         self.save()
 
     # consent -------------------------------------------------------------------------
@@ -218,6 +242,11 @@ class State:
         return data
 
     # misc ----------------------------------------------------------------------------
+    def record_request(self, entry: dict[str, Any]) -> None:
+        """The request log (never bodies or tokens) and per-endpoint counters."""
+        self.request_log.append({"id": next(self._ids), "time": time.time(), **entry})
+        self.counters[entry["endpoint"]] = self.counters.get(entry["endpoint"], 0) + 1
+
     def access_token_lifetime(self) -> int:
         fixed = self.settings["access_token_lifetime"]
         return int(fixed) if fixed else random.randint(3600, 5400)

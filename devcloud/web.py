@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from collections.abc import MutableMapping
 from typing import Any
@@ -17,10 +16,8 @@ from starlette.routing import Mount, Route
 
 from devcloud import acs, control, faults
 from devcloud.entra import authorize, meta, token
-from devcloud.graph import users
+from devcloud.graph import api, subscriptions
 from devcloud.state import State
-
-_ids = itertools.count(1)
 
 
 def _endpoint_name(scope: MutableMapping[str, Any]) -> str:
@@ -48,19 +45,17 @@ class RecordAndFault(BaseHTTPMiddleware):
         else:
             response = await call_next(request)
             endpoint = _endpoint_name(request.scope)
-        entry = {
-            "id": next(_ids),
-            "time": time.time(),
-            "service": service,
-            "endpoint": endpoint,
-            "method": request.method,
-            "path": request.url.path,
-            "status": response.status_code,
-            "duration_ms": round((time.monotonic() - started) * 1000, 2),
-            **getattr(request.state, "log_detail", {}),
-        }
-        state.request_log.append(entry)
-        state.counters[endpoint] = state.counters.get(endpoint, 0) + 1
+        state.record_request(
+            {
+                "service": service,
+                "endpoint": endpoint,
+                "method": request.method,
+                "path": request.url.path,
+                "status": response.status_code,
+                "duration_ms": round((time.monotonic() - started) * 1000, 2),
+                **getattr(request.state, "log_detail", {}),
+            }
+        )
         return response
 
 
@@ -72,7 +67,7 @@ def create_app(state: State) -> Starlette:
     routes = [
         Route("/_devcloud/health", health),
         Mount("/_devcloud", routes=control.routes()),
-        *users.routes(),
+        *api.routes(),
         *acs.routes(),
         *meta.routes(),
         *token.routes(),
@@ -80,4 +75,5 @@ def create_app(state: State) -> Starlette:
     ]
     app = Starlette(routes=routes, middleware=[Middleware(RecordAndFault)])
     app.state.devcloud = state
+    subscriptions.attach(state)
     return app

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from starlette.requests import Request
-
 from devcloud import scopes as sc
 from devcloud.directory import User
-from devcloud.graph.errors import access_denied, invalid_token
+from devcloud.graph.errors import GraphError, access_denied, invalid_token
 from devcloud.keys import InvalidToken, verify
 from devcloud.state import State
 
@@ -25,13 +23,14 @@ class Caller:
     client_id: str
     scopes: frozenset[str]
 
-    def require(self, *any_of: str) -> None:
+    def require(self, *any_of: str) -> User:
+        """The signed-in user, when the token carries one of the scopes (delegated only)."""
         if self.user is None or not self.scopes.intersection(any_of):
             raise access_denied()
+        return self.user
 
 
-def caller(state: State, request: Request) -> Caller:
-    header = request.headers.get("authorization", "")
+def caller(state: State, header: str) -> Caller:
     if not header:
         raise invalid_token("Access token is empty.")
     scheme, _, token = header.partition(" ")
@@ -52,3 +51,17 @@ def caller(state: State, request: Request) -> Caller:
         client_id=claims.get("appid", ""),
         scopes=frozenset(claims.get("scp", "").split()),
     )
+
+
+def require_teams(who: Caller, *any_of: str) -> User:
+    """Teams APIs name the scopes they wanted, unlike directory APIs."""
+    if who.user is None:
+        raise GraphError(403, "Forbidden", "This API supports delegated (user) tokens only in devcloud.")
+    if not who.scopes.intersection(any_of):
+        wanted, held = ", ".join(any_of), ", ".join(sorted(who.scopes))
+        raise GraphError(
+            403,
+            "Forbidden",
+            f"Missing scope permissions on the request. API requires one of '{wanted}'. Scopes on the request '{held}'",
+        )
+    return who.user

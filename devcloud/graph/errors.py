@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -17,22 +18,31 @@ class GraphError(Exception):
         self.message = message
         self.headers = headers or {}
 
+    def body(self, request_id: str | None = None, client_request_id: str | None = None) -> dict[str, Any]:
+        return error_body(self.code, self.message, request_id, client_request_id)
+
     def response(self, request: Request) -> JSONResponse:
         request_id = str(uuid.uuid4())
         client_request_id = request.headers.get("client-request-id", request_id)
-        body = {
-            "error": {
-                "code": self.code,
-                "message": self.message,
-                "innerError": {
-                    "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-                    "request-id": request_id,
-                    "client-request-id": client_request_id,
-                },
-            }
-        }
         headers = {"request-id": request_id, "client-request-id": client_request_id, **self.headers}
-        return JSONResponse(body, status_code=self.status, headers=headers)
+        return JSONResponse(self.body(request_id, client_request_id), status_code=self.status, headers=headers)
+
+
+def error_body(
+    code: str, message: str, request_id: str | None = None, client_request_id: str | None = None
+) -> dict[str, Any]:
+    request_id = request_id or str(uuid.uuid4())
+    return {
+        "error": {
+            "code": code,
+            "message": message,
+            "innerError": {
+                "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+                "request-id": request_id,
+                "client-request-id": client_request_id or request_id,
+            },
+        }
+    }
 
 
 def invalid_token(message: str) -> GraphError:

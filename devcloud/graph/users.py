@@ -4,16 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
-
 from devcloud.directory import User
-from devcloud.graph.auth import caller
+from devcloud.graph.api import Call, Reply, route
 from devcloud.graph.errors import GraphError, not_found
-from devcloud.state import State
 
-ODATA_JSON = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 READ_SELF = ("User.Read", "User.ReadWrite", "User.ReadBasic.All", "User.Read.All", "Directory.Read.All")
 READ_OTHERS = ("User.ReadBasic.All", "User.Read.All", "Directory.Read.All")
 
@@ -40,9 +34,9 @@ def _extended(user: User) -> dict[str, Any]:
     return {"mailNickname": user.upn.split("@", 1)[0], "companyName": None, "accountEnabled": True}
 
 
-def _select(user: User, request: Request) -> dict[str, Any]:
+def _select(user: User, query: dict[str, str]) -> dict[str, Any]:
     default = user_resource(user)
-    wanted = request.query_params.get("$select")
+    wanted = query.get("$select")
     if not wanted:
         return default
     known = {**default, **_extended(user)}
@@ -55,40 +49,21 @@ def _select(user: User, request: Request) -> dict[str, Any]:
     return {name: known[name] for name in names}
 
 
-def _answer(request: Request, context: str, user: User) -> Response:
-    base = str(request.base_url).rstrip("/")
-    body = {"@odata.context": f"{base}/v1.0/$metadata#{context}", **_select(user, request)}
-    return JSONResponse(body, media_type=ODATA_JSON)
+@route("GET", "/me")
+async def me(call: Call) -> Reply:
+    who = call.caller
+    who.require(*READ_SELF)
+    assert who.user is not None
+    return Reply(200, {**call.context("users/$entity"), **_select(who.user, call.query)})
 
 
-async def me(request: Request) -> Response:
-    state: State = request.app.state.devcloud
-    try:
-        who = caller(state, request)
-        who.require(*READ_SELF)
-        assert who.user is not None
-        return _answer(request, "users/$entity", who.user)
-    except GraphError as exc:
-        return exc.response(request)
-
-
-async def user(request: Request) -> Response:
-    state: State = request.app.state.devcloud
-    user_id = request.path_params["user_id"]
-    try:
-        who = caller(state, request)
-        own = who.user is not None and user_id.lower() in (who.user.id, who.user.upn.lower())
-        who.require(*(READ_SELF if own else READ_OTHERS))
-        found = state.directory.user(user_id)
-        if found is None or found.tenant_id != who.tenant_id:
-            raise not_found(user_id)
-        return _answer(request, "users/$entity", found)
-    except GraphError as exc:
-        return exc.response(request)
-
-
-def routes() -> list[Any]:
-    return [
-        Route("/v1.0/me", me),
-        Route("/v1.0/users/{user_id}", user),
-    ]
+@route("GET", "/users/{user_id}")
+async def user(call: Call) -> Reply:
+    user_id = call.params["user_id"]
+    who = call.caller
+    own = who.user is not None and user_id.lower() in (who.user.id, who.user.upn.lower())
+    who.require(*(READ_SELF if own else READ_OTHERS))
+    found = call.state.directory.user(user_id)
+    if found is None or found.tenant_id != who.tenant_id:
+        raise not_found(user_id)
+    return Reply(200, {**call.context("users/$entity"), **_select(found, call.query)})

@@ -1,0 +1,155 @@
+"""Chats, members and messages in the JSON shapes Graph v1.0 returns."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from typing import Any
+from urllib.parse import quote
+
+from devcloud.directory import Directory
+from devcloud.graph.store import Chat, Message
+
+NO_HISTORY_LIMIT = "0001-01-01T00:00:00Z"
+
+
+def iso(ms: int | None) -> str | None:
+    """Graph's timestamps: UTC, milliseconds, `Z`."""
+    if ms is None:
+        return None
+    moment = dt.datetime.fromtimestamp(ms // 1000, dt.UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+
+
+def parse_iso(value: str) -> float:
+    """A `$filter` or body timestamp → milliseconds since the epoch (sub-millisecond kept)."""
+    moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.timestamp() * 1000
+
+
+def identity(directory: Directory, user_id: str, *, named: bool = True) -> dict[str, Any]:
+    user = directory.user(user_id)
+    return {
+        "@odata.type": "#microsoft.graph.teamworkUserIdentity",
+        "id": user_id,
+        "displayName": user.display_name if user and named else None,
+        "userIdentityType": "aadUser",
+        "tenantId": user.tenant_id if user else None,
+    }
+
+
+def member_id(chat: Chat, user_id: str) -> str:
+    raw = f"1#{chat.id}#{user_id}#{chat.tenant_id}"
+    return base64.b64encode(raw.encode()).decode()
+
+
+def member(directory: Directory, chat: Chat, user_id: str) -> dict[str, Any]:
+    user = directory.user(user_id)
+    return {
+        "@odata.type": "#microsoft.graph.aadUserConversationMember",
+        "id": member_id(chat, user_id),
+        "roles": ["owner"],
+        "displayName": user.display_name if user else None,
+        "visibleHistoryStartDateTime": NO_HISTORY_LIMIT,
+        "userId": user_id,
+        "email": user.upn if user else None,
+        "tenantId": user.tenant_id if user else chat.tenant_id,
+    }
+
+
+def _event_detail(directory: Directory, message: Message) -> dict[str, Any] | None:
+    if message.event is None:
+        return None
+    initiator = message.event.get("initiator")
+    return {
+        "@odata.type": "#microsoft.graph.membersAddedEventMessageDetail",
+        "visibleHistoryStartDateTime": NO_HISTORY_LIMIT,
+        "members": [identity(directory, u, named=False) for u in message.event["members"]],
+        "initiator": {
+            "application": None,
+            "device": None,
+            "user": identity(directory, initiator, named=False) if initiator else None,
+        },
+    }
+
+
+def _from(directory: Directory, message: Message) -> dict[str, Any] | None:
+    if message.sender_id is None:
+        return None
+    return {"application": None, "device": None, "user": identity(directory, message.sender_id)}
+
+
+def _body(message: Message) -> dict[str, str]:
+    if message.deleted_ms is not None:
+        return {"contentType": "html", "content": ""}
+    return {"contentType": message.content_type, "content": message.content}
+
+
+def message(directory: Directory, item: Message) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "replyToId": None,
+        "etag": str(item.modified_ms),
+        "messageType": "systemEventMessage" if item.event else "message",
+        "createdDateTime": iso(item.created_ms),
+        "lastModifiedDateTime": iso(item.modified_ms),
+        "lastEditedDateTime": iso(item.edited_ms),
+        "deletedDateTime": iso(item.deleted_ms),
+        "subject": None,
+        "summary": None,
+        "chatId": item.chat_id,
+        "importance": "normal",
+        "locale": "en-us",
+        "webUrl": None,
+        "channelIdentity": None,
+        "policyViolation": None,
+        "eventDetail": _event_detail(directory, item),
+        "from": _from(directory, item),
+        "body": _body(item),
+        "attachments": [],
+        "mentions": [],
+        "reactions": [],
+        "messageHistory": [],
+    }
+
+
+def message_preview(directory: Directory, item: Message) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "createdDateTime": iso(item.created_ms),
+        "isDeleted": item.deleted_ms is not None,
+        "messageType": "systemEventMessage" if item.event else "message",
+        "eventDetail": _event_detail(directory, item),
+        "body": _body(item),
+        "from": _from(directory, item),
+    }
+
+
+def web_url(chat: Chat) -> str:
+    return f"https://teams.microsoft.com/l/chat/{quote(chat.id, safe='')}/0?tenantId={chat.tenant_id}"
+
+
+def chat(directory: Directory, item: Chat, *, viewer: str, expand: set[str]) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": item.id,
+        "topic": item.topic,
+        "createdDateTime": iso(item.created_ms),
+        "lastUpdatedDateTime": iso(item.updated_ms),
+        "chatType": item.chat_type,
+        "webUrl": web_url(item),
+        "tenantId": item.tenant_id,
+        "isHiddenForAllMembers": False,
+        "onlineMeetingInfo": None,
+        "viewpoint": {
+            "isHidden": False,
+            "lastMessageReadDateTime": iso(item.last_read_ms.get(viewer, item.created_ms)),
+        },
+    }
+    if "members" in expand:
+        body["members"] = [member(directory, item, u) for u in item.members]
+    if "lastMessagePreview" in expand:
+        last = item.last_message()
+        body["lastMessagePreview"] = message_preview(directory, last) if last else None
+    return body

@@ -1,0 +1,377 @@
+"""Teams chats, members and messages, kept in memory and journalled to the state dir.
+
+Every change is an operation with its concrete values (ids, times): it is applied, appended to
+`chats.jsonl`, and replayed on start, so a restart keeps what users typed. Bulk generation is
+journalled as its parameters and replays deterministically from its seed.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devcloud.directory import Directory, Tenant, User
+
+STEP_MS = 7 * 60_000
+ChangeListener = Callable[["Chat", "Message", str], None]
+WORDS = [
+    "agenda",
+    "budget",
+    "call",
+    "deck",
+    "draft",
+    "follow-up",
+    "invoice",
+    "kickoff",
+    "launch",
+    "meeting",
+    "notes",
+    "plan",
+    "question",
+    "release",
+    "review",
+    "roadmap",
+    "schedule",
+    "status",
+    "sync",
+    "ticket",
+    "timeline",
+    "update",
+]
+
+
+@dataclass(slots=True)
+class Message:
+    id: str
+    chat_id: str
+    created_ms: int
+    modified_ms: int
+    sender_id: str | None
+    content_type: str
+    content: str
+    edited_ms: int | None = None
+    deleted_ms: int | None = None
+    # eventDetail of a system event message (members added), with user ids only.
+    event: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class Chat:
+    id: str
+    tenant_id: str
+    chat_type: str
+    topic: str | None
+    created_ms: int
+    updated_ms: int
+    members: dict[str, int] = field(default_factory=dict)  # user id → when added (ms)
+    messages: dict[str, Message] = field(default_factory=dict)
+    clock_ms: int = 0
+    last_read_ms: dict[str, int] = field(default_factory=dict)
+
+    def tick(self, now_ms: int | None = None) -> int:
+        """The chat's next modification time: never equal to or before the previous one."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        self.clock_ms = max(now_ms, self.clock_ms + 1)
+        return self.clock_ms
+
+    def last_message(self) -> Message | None:
+        return max(self.messages.values(), key=lambda m: m.created_ms, default=None)
+
+
+class StoreError(ValueError):
+    """A control-API or Graph request the store cannot apply (unknown chat, not a member…)."""
+
+
+def one_on_one_id(a: str, b: str) -> str:
+    first, second = sorted((a, b))
+    return f"19:{first}_{second}@unq.gbl.spaces"
+
+
+class ChatStore:
+    def __init__(self, *, directory: Directory, journal: Path) -> None:
+        self.directory = directory
+        self.journal = journal
+        self.chats: dict[str, Chat] = {}
+        self.by_user: dict[str, set[str]] = {}
+        self.listeners: list[ChangeListener] = []
+        self._replaying = False
+
+    # persistence ---------------------------------------------------------------------
+    def load(self) -> bool:
+        """Replay the journal; False when there was none (a new state dir)."""
+        if not self.journal.exists():
+            return False
+        self._replaying = True
+        try:
+            with self.journal.open() as lines:
+                for line in lines:
+                    if line.strip():
+                        self._apply(json.loads(line))
+        finally:
+            self._replaying = False
+        return True
+
+    def clear(self) -> None:
+        self.chats.clear()
+        self.by_user.clear()
+        self.journal.write_text("")
+
+    def _record(self, op: dict[str, Any]) -> Any:
+        result = self._apply(op)
+        with self.journal.open("a") as out:
+            out.write(json.dumps(op, separators=(",", ":")) + "\n")
+        return result
+
+    def _apply(self, op: dict[str, Any]) -> Any:
+        handler = getattr(self, f"_op_{op['op']}")
+        return handler(op)
+
+    def _notify(self, chat: Chat, message: Message, change: str) -> None:
+        if self._replaying:
+            return
+        for listener in self.listeners:
+            listener(chat, message, change)
+
+    # reads ---------------------------------------------------------------------------
+    def chat(self, chat_id: str) -> Chat | None:
+        return self.chats.get(chat_id)
+
+    def chats_of(self, user_id: str) -> Iterator[Chat]:
+        for chat_id in self.by_user.get(user_id, ()):
+            yield self.chats[chat_id]
+
+    def user(self, ref: str) -> User:
+        found = self.directory.user(ref)
+        if found is None:
+            raise StoreError(f"unknown user: {ref}")
+        return found
+
+    def _chat(self, chat_id: str) -> Chat:
+        chat = self.chats.get(chat_id)
+        if chat is None:
+            raise StoreError(f"unknown chat: {chat_id}")
+        return chat
+
+    def _message(self, chat: Chat, message_id: str) -> Message:
+        message = chat.messages.get(message_id)
+        if message is None:
+            raise StoreError(f"unknown message {message_id} in chat {chat.id}")
+        return message
+
+    # writes --------------------------------------------------------------------------
+    def create_chat(
+        self, *, creator: User, members: list[User], chat_type: str, topic: str | None
+    ) -> tuple[Chat, bool]:
+        """A new chat; for one-on-one, the existing chat of the pair if there is one (and False)."""
+        ids = list(dict.fromkeys([creator.id, *(m.id for m in members)]))
+        if any(self.user(i).tenant_id != creator.tenant_id for i in ids):
+            raise StoreError("all members must belong to the creator's tenant")
+        if chat_type == "oneOnOne":
+            if len(ids) != 2:
+                raise StoreError("a oneOnOne chat has exactly two members")
+            existing = self.chats.get(one_on_one_id(*ids))
+            if existing is not None:
+                return existing, False
+            chat_id = one_on_one_id(*ids)
+        elif chat_type == "group":
+            if len(ids) < 2:
+                raise StoreError("a group chat needs at least two members")
+            chat_id = f"19:{uuid.uuid4().hex}@thread.v2"
+        else:
+            raise StoreError(f"chatType must be oneOnOne or group, not {chat_type!r}")
+        now = int(time.time() * 1000)
+        op = {"op": "chat", "id": chat_id, "tenant": creator.tenant_id, "type": chat_type}
+        self._record({**op, "topic": topic, "members": ids, "by": creator.id, "at": now})
+        return self.chats[chat_id], True
+
+    def add_member(self, *, chat_id: str, user: User, by: User | None) -> Chat:
+        chat = self._chat(chat_id)
+        if chat.chat_type != "group":
+            raise StoreError("members can be added to group chats only")
+        if user.tenant_id != chat.tenant_id:
+            raise StoreError("the member must belong to the chat's tenant")
+        if user.id in chat.members:
+            raise StoreError("already a member")
+        at = chat.tick()
+        self._record({"op": "member", "chat": chat_id, "user": user.id, "by": by.id if by else None, "at": at})
+        return chat
+
+    def post(self, *, chat_id: str, sender: User, content: str, content_type: str = "html") -> Message:
+        chat = self._chat(chat_id)
+        if sender.id not in chat.members:
+            raise StoreError("the sender is not a member of the chat")
+        at = chat.tick()
+        op = {"op": "post", "chat": chat_id, "from": sender.id, "type": content_type, "content": content}
+        self._record({**op, "at": at})
+        return chat.messages[str(at)]
+
+    def edit(self, *, chat_id: str, message_id: str, content: str) -> Message:
+        chat = self._chat(chat_id)
+        message = self._message(chat, message_id)
+        if message.deleted_ms is not None or message.sender_id is None:
+            raise StoreError("deleted and system messages cannot be edited")
+        at = chat.tick()
+        self._record({"op": "edit", "chat": chat_id, "id": message_id, "content": content, "at": at})
+        return message
+
+    def delete(self, *, chat_id: str, message_id: str) -> Message:
+        chat = self._chat(chat_id)
+        message = self._message(chat, message_id)
+        if message.deleted_ms is not None:
+            raise StoreError("already deleted")
+        at = chat.tick()
+        self._record({"op": "delete", "chat": chat_id, "id": message_id, "at": at})
+        return message
+
+    def mark_read(self, *, chat_id: str, user: User) -> None:
+        self._chat(chat_id)
+        self._record({"op": "read", "chat": chat_id, "user": user.id, "at": int(time.time() * 1000)})
+
+    def generate(
+        self, *, tenant: Tenant, pool: list[User], include: list[User], chats: int, messages: int, seed: int
+    ) -> dict[str, int]:
+        op = {
+            "op": "generate",
+            "tenant": tenant.id,
+            "pool": [u.id for u in pool],
+            "include": [u.id for u in include],
+            "chats": chats,
+            "messages": messages,
+            "seed": seed,
+            "at": int(time.time() * 1000),
+        }
+        result: dict[str, int] = self._record(op)
+        return result
+
+    def seed(self, specs: list[dict[str, Any]]) -> None:
+        """The seed's demo chats, their messages seven minutes apart and ending before now."""
+        now = int(time.time() * 1000)
+        for n, spec in enumerate(specs):
+            members = [self.user(ref) for ref in spec["members"]]
+            lines = spec.get("messages", [])
+            start = now - (len(lines) + 2) * STEP_MS - n * 1000
+            if spec["type"] == "oneOnOne":
+                chat_id = one_on_one_id(members[0].id, members[1].id)
+            else:
+                chat_id = f"19:{uuid.uuid5(uuid.NAMESPACE_URL, 'devcloud-seed-chat:' + str(n)).hex}@thread.v2"
+            op = {"op": "chat", "id": chat_id, "tenant": members[0].tenant_id, "type": spec["type"]}
+            self._record(
+                {**op, "topic": spec.get("topic"), "members": [m.id for m in members], "by": members[0].id, "at": start}
+            )
+            for i, (who, text) in enumerate(lines):
+                op = {"op": "post", "chat": chat_id, "from": self.user(who).id, "type": "html"}
+                self._record({**op, "content": f"<p>{html.escape(text)}</p>", "at": start + (i + 1) * STEP_MS})
+
+    # operations (applied live and on replay) -----------------------------------------
+    def _add_chat(self, chat: Chat) -> None:
+        self.chats[chat.id] = chat
+        for user_id in chat.members:
+            self.by_user.setdefault(user_id, set()).add(chat.id)
+
+    def _op_chat(self, op: dict[str, Any]) -> Chat:
+        at = op["at"]
+        chat = Chat(op["id"], op["tenant"], op["type"], op.get("topic"), at, at, clock_ms=at)
+        chat.members = dict.fromkeys(op["members"], at)
+        self._add_chat(chat)
+        if chat.chat_type == "group":
+            self._system_members_added(chat, op["members"], op["by"], chat.tick(at))
+        return chat
+
+    def _system_members_added(self, chat: Chat, user_ids: list[str], by: str | None, at: int) -> Message:
+        event = {"kind": "membersAdded", "members": user_ids, "initiator": by}
+        message = Message(str(at), chat.id, at, at, None, "html", "<systemEventMessage/>", event=event)
+        chat.messages[message.id] = message
+        self._notify(chat, message, "created")
+        return message
+
+    def _op_member(self, op: dict[str, Any]) -> Chat:
+        chat = self.chats[op["chat"]]
+        chat.members[op["user"]] = op["at"]
+        chat.updated_ms = op["at"]
+        chat.clock_ms = max(chat.clock_ms, op["at"])
+        self.by_user.setdefault(op["user"], set()).add(chat.id)
+        self._system_members_added(chat, [op["user"]], op["by"], op["at"])
+        return chat
+
+    def _op_post(self, op: dict[str, Any]) -> Message:
+        chat = self.chats[op["chat"]]
+        at = op["at"]
+        message = Message(str(at), chat.id, at, at, op["from"], op["type"], op["content"])
+        chat.messages[message.id] = message
+        chat.clock_ms = max(chat.clock_ms, at)
+        chat.last_read_ms[op["from"]] = at
+        self._notify(chat, message, "created")
+        return message
+
+    def _op_edit(self, op: dict[str, Any]) -> Message:
+        chat = self.chats[op["chat"]]
+        message = chat.messages[op["id"]]
+        message.content = op["content"]
+        message.modified_ms = message.edited_ms = op["at"]
+        chat.clock_ms = max(chat.clock_ms, op["at"])
+        self._notify(chat, message, "updated")
+        return message
+
+    def _op_delete(self, op: dict[str, Any]) -> Message:
+        chat = self.chats[op["chat"]]
+        message = chat.messages[op["id"]]
+        message.modified_ms = message.deleted_ms = op["at"]
+        chat.clock_ms = max(chat.clock_ms, op["at"])
+        self._notify(chat, message, "deleted")
+        return message
+
+    def _op_read(self, op: dict[str, Any]) -> None:
+        self.chats[op["chat"]].last_read_ms[op["user"]] = op["at"]
+
+    def _op_generate(self, op: dict[str, Any]) -> dict[str, int]:
+        """Chats of the pool (and `include`d users in every chat), messages spaced a minute apart
+        in the past, some edited, some deleted; the same seed gives the same chats."""
+        rng = random.Random(op["seed"])
+        pool, include, end = op["pool"], op["include"], op["at"]
+        counts = {"chats": 0, "messages": 0}
+        for index in range(op["chats"]):
+            others = [u for u in pool if u not in include]
+            chat_type = "oneOnOne" if len(include) == 1 and index < min(len(others), op["chats"] // 5) else "group"
+            if chat_type == "oneOnOne":
+                members = [include[0], others[index]]
+                chat_id = one_on_one_id(*members)
+                topic = None
+            else:
+                size = rng.randint(1, min(4, len(others))) if others else 0
+                members = list(dict.fromkeys([*include, *rng.sample(others, size)]))
+                chat_id = f"19:{uuid.UUID(int=rng.getrandbits(128)).hex}@thread.v2"
+                topic = f"{rng.choice(WORDS).title()} {rng.choice(WORDS)} #{index + 1}"
+            if chat_id in self.chats or len(members) < 2:
+                continue
+            start = end - (op["messages"] + 2) * 60_000 - index
+            chat = Chat(chat_id, op["tenant"], chat_type, topic, start, start, clock_ms=start)
+            chat.members = dict.fromkeys(members, start)
+            self._add_chat(chat)
+            if chat_type == "group":
+                self._system_members_added(chat, members, members[0], start)
+            for n in range(op["messages"]):
+                self._generated_message(chat, rng, start + (n + 1) * 60_000, n)
+            counts["chats"] += 1
+            counts["messages"] += op["messages"]
+        return counts
+
+    def _generated_message(self, chat: Chat, rng: random.Random, at: int, n: int) -> None:
+        sender = rng.choice(list(chat.members))
+        words = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 14)))
+        content = f"<p>{words.capitalize()} <b>#{n + 1}</b></p>"
+        message = Message(str(at), chat.id, at, at, sender, "html", content)
+        roll = rng.random()
+        if roll < 0.02:
+            message.modified_ms = message.deleted_ms = at + 30_000
+        elif roll < 0.07:
+            message.content = content.replace("</p>", " (edited)</p>")
+            message.modified_ms = message.edited_ms = at + 30_000
+        chat.messages[message.id] = message
+        chat.clock_ms = max(chat.clock_ms, message.modified_ms)
