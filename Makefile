@@ -47,6 +47,7 @@ test: lint typecheck pytest
 # Benchmarks: each prints its figures, the last line as JSON.
 bench: $(VENV)/.dev
 	$(BIN)/python bench/acs_token.py
+	$(BIN)/python bench/graph_tenant.py --with-limits
 
 clean:
 	rm -rf $(VENV) node_modules static/dist var

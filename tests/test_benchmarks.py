@@ -31,3 +31,12 @@ def test_the_acs_token_benchmark_prints_its_figures() -> None:
     assert figures["exchanges_for_50_concurrent"] == 1
     assert figures["warm_outbound_calls"] == 0
     assert figures["warm_ratio"] > 0
+
+
+def test_the_graph_tenant_benchmark_pages_through_everything() -> None:
+    figures = run_bench("graph_tenant.py", "--chats", "4", "--messages", "120", "--users", "3")
+    # bob's 4 demo chats and the 4 generated ones; 120 messages each plus members-added events.
+    assert figures["chats"] == 8
+    assert figures["messages"] >= 4 * 120
+    assert figures["page_request_ratio"] == 1.0
+    assert figures["page_vs_bare_ratio"] > 0

@@ -15,7 +15,7 @@ from devcloud.graph.resources import parse_iso
 
 T = TypeVar("T")
 SortKey = tuple[float, str]
-CLAUSE = re.compile(r"^\s*(\w+)\s+(\w+)\s+'?([0-9T:.\-+Z]+)'?\s*$", re.IGNORECASE)
+CLAUSE = re.compile(r"^\s*(\w+)\s+(\w+)\s+(.+?)\s*$")
 
 
 def bad_request(message: str) -> GraphError:
@@ -63,7 +63,7 @@ def message_filter(raw: str | None) -> list[Clause]:
         match = CLAUSE.match(part)
         if not match:
             raise bad_request(f"Invalid filter clause: '{part}'.")
-        prop, op, value = match.group(1), match.group(2).lower(), match.group(3)
+        prop, op, value = match.group(1), match.group(2).lower(), match.group(3).strip("'")
         if prop not in allowed:
             raise bad_request(f"Invalid filter clause: filtering on '{prop}' is not supported.")
         if op not in allowed[prop]:
