@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -70,3 +70,12 @@ def odata_error(exc: BaseException) -> tuple[int, str, str]:
     assert isinstance(exc, ODataError), exc
     assert exc.error is not None
     return exc.response_status_code, str(exc.error.code), str(exc.error.message)
+
+
+async def refused(awaitable: Awaitable[Any]) -> ODataError:
+    """The ODataError a request ends with (it must fail)."""
+    try:
+        await awaitable
+    except ODataError as exc:
+        return exc
+    raise AssertionError("the request succeeded")
