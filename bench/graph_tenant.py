@@ -53,7 +53,7 @@ class RawPager:
     def __init__(self, devcloud: DevCloud, token: str) -> None:
         self.base = f"{devcloud.base_url}/v1.0"
         self.http = httpx.AsyncClient(
-            verify=devcloud.ca, trust_env=False, timeout=30, headers={"Authorization": f"Bearer {token}"}
+            verify=devcloud.tls(), trust_env=False, timeout=30, headers={"Authorization": f"Bearer {token}"}
         )
 
     async def pages(self, url: str) -> Any:
@@ -133,7 +133,7 @@ async def page_all(
 
 async def bare_rps(devcloud: DevCloud, requests: int, concurrency: int) -> float:
     gate = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(verify=devcloud.ca, trust_env=False) as http:
+    async with httpx.AsyncClient(verify=devcloud.tls(), trust_env=False) as http:
 
         async def one() -> None:
             async with gate:

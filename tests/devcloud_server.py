@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -70,6 +71,10 @@ class DevCloud:
     @property
     def ca_bundle(self) -> str:
         return str(self.state_dir / "ca-bundle.pem")
+
+    def tls(self) -> ssl.SSLContext:
+        """An SSL context that trusts devcloud only (for httpx)."""
+        return ssl.create_default_context(cafile=self.ca)
 
     def session(self) -> requests.Session:
         """A requests session that trusts devcloud (and nothing from the environment)."""

@@ -47,7 +47,7 @@ def graph_client(devcloud: DevCloud, token: str, *, retries: int = 0) -> GraphSe
     # msgraph's own options turn `/users/me-token-to-replace` into `/me`: keep them with an own client.
     options = {**msgraph_options, RetryHandlerOption.get_key(): RetryHandlerOption(delay=0.5, max_retries=retries)}
     http = GraphClientFactory.create_with_default_middleware(
-        client=httpx.AsyncClient(verify=devcloud.ca, trust_env=False, timeout=30), options=options
+        client=httpx.AsyncClient(verify=devcloud.tls(), trust_env=False, timeout=30), options=options
     )
     host = urlsplit(devcloud.base_url).netloc
     adapter = GraphRequestAdapter(

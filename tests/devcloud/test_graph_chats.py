@@ -65,7 +65,7 @@ def message_query(
 
 
 def raw_get(devcloud: DevCloud, token: str, path: str, **params: str) -> httpx.Response:
-    with httpx.Client(verify=devcloud.ca, trust_env=False) as http:
+    with httpx.Client(verify=devcloud.tls(), trust_env=False) as http:
         return http.get(f"{devcloud.base_url}/v1.0{path}", params=params, headers={"Authorization": f"Bearer {token}"})
 
 
@@ -386,7 +386,7 @@ def test_batch_bodies_are_json_objects(devcloud: DevCloud) -> None:
         {"id": "3", "method": "GET", "url": "/chats/19:unknown@thread.v2/messages"},
         {"id": "4", "method": "GET", "url": "/me", "dependsOn": ["3"]},
     ]
-    with httpx.Client(verify=devcloud.ca, trust_env=False) as http:
+    with httpx.Client(verify=devcloud.tls(), trust_env=False) as http:
         response = http.post(
             f"{devcloud.base_url}/v1.0/$batch",
             json={"requests": requests},
@@ -402,7 +402,7 @@ def test_batch_bodies_are_json_objects(devcloud: DevCloud) -> None:
 def test_batch_refuses_more_than_20_requests(devcloud: DevCloud) -> None:
     token = mint(devcloud, "bob", CHAT_SCOPES)
     requests = [{"id": str(n), "method": "GET", "url": "/me"} for n in range(21)]
-    with httpx.Client(verify=devcloud.ca, trust_env=False) as http:
+    with httpx.Client(verify=devcloud.tls(), trust_env=False) as http:
         response = http.post(
             f"{devcloud.base_url}/v1.0/$batch",
             json={"requests": requests},

@@ -11,6 +11,7 @@ import json
 import ssl
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,9 +42,14 @@ class Received:
 
 @dataclass
 class Webhook:
-    """Answers validation per path (`echo`, `wrong` token or `error` 500) and records POSTs."""
+    """Answers validation per path (`echo`, `wrong` token or `error` 500) and records POSTs.
+
+    Its URLs start with a prefix of their own, so that a late retry for an earlier test's
+    webhook on the same port (devcloud's reset does not cancel them) is not counted here.
+    """
 
     base_url: str
+    prefix: str = field(default_factory=lambda: "/" + uuid.uuid4().hex)
     validation: dict[str, str] = field(default_factory=dict)
     fail_next: int = 0  # notification POSTs to answer with 500 before accepting
     validations: list[tuple[str, str]] = field(default_factory=list)  # (path, token)
@@ -51,7 +57,7 @@ class Webhook:
     changed: threading.Condition = field(default_factory=threading.Condition)
 
     def url(self, path: str = "/notify") -> str:
-        return self.base_url + path
+        return self.base_url + self.prefix + path
 
     def accepted(self, path: str = "/notify") -> list[dict[str, Any]]:
         with self.changed:
@@ -66,6 +72,9 @@ class Webhook:
         return got
 
     def answer(self, path: str, query: str, body: bytes) -> tuple[int, bytes, str]:
+        if not path.startswith(self.prefix + "/"):
+            return 410, b"", "text/plain"
+        path = path.removeprefix(self.prefix)
         tokens = parse_qs(query).get("validationToken")
         if tokens is not None:
             token = tokens[0]
