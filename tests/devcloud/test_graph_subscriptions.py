@@ -12,7 +12,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
@@ -531,13 +531,14 @@ def test_subscriptions_need_a_member_a_chat_scope_and_stay_their_creators(
         created = await subscribe(bob, subscription(webhook, chat_id))
         sub_id = str(created.id)
         theirs = alice.subscriptions.by_subscription_id(sub_id)
-        for pending in (
-            theirs.get(),
-            theirs.patch(Subscription(expiration_date_time=in_minutes(45))),
-            theirs.delete(),
-            alice.subscriptions.by_subscription_id(sub_id).reauthorize.post(),
-        ):
-            status, code, _ = await error_of(pending)
+        attempts: list[Callable[[], Awaitable[Any]]] = [
+            theirs.get,
+            lambda: theirs.patch(Subscription(expiration_date_time=in_minutes(45))),
+            theirs.delete,
+            theirs.reauthorize.post,
+        ]
+        for attempt in attempts:
+            status, code, _ = await error_of(attempt())
             assert (status, code) == (404, "ResourceNotFound")
         listed = await alice.subscriptions.get()
         assert listed is not None and listed.value == []
