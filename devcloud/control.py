@@ -91,7 +91,7 @@ async def directory(request: Request) -> Response:
 
 async def reset(request: Request) -> Response:
     _state(request).reset()
-    subscriptions.deliveries.clear()
+    subscriptions.cancel_deliveries()
     return JSONResponse({"reset": True})
 
 

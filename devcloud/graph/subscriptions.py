@@ -17,7 +17,7 @@ import time
 import uuid
 from collections import deque
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -104,6 +104,8 @@ async def _handshake(state: State, url: str) -> None:
     entry["status"] = response.status_code
     if response.status_code != 200:
         raise _bad(f"{prefix} Notification endpoint must respond with 200 OK to validation request.", "ValidationError")
+    if not response.headers.get("content-type", "").startswith("text/plain"):
+        raise _bad(f"{prefix} Response must be text/plain.", "ValidationError")
     if response.text != token:
         raise _bad(f"{prefix} Response must exactly match validationToken query parameter.", "ValidationError")
 
@@ -150,7 +152,16 @@ def _own(call: Call) -> dict[str, Any]:
 async def create_subscription(call: Call) -> Reply:
     user = require_teams(call.caller, *READ_MESSAGES)
     body = call.body if isinstance(call.body, dict) else {}
-    match = RESOURCE.match(str(body.get("resource", "")))
+    if body.get("includeResourceData") and not (
+        body.get("encryptionCertificate") and body.get("encryptionCertificateId")
+    ):
+        raise _bad(
+            "encryptionCertificate and encryptionCertificateId are required when includeResourceData is true.",
+            "ValidationError",
+        )
+    if body.get("includeResourceData"):
+        raise _bad("Rich notifications (includeResourceData) are not supported in devcloud.", "InvalidRequest")
+    match = RESOURCE.match(unquote(str(body.get("resource", ""))))
     if not match:
         raise _bad("Only '/chats/{id}/messages' subscriptions are supported in devcloud.", "InvalidRequest")
     chat = call.state.chats.chat(match.group(1) or match.group(2))
@@ -208,7 +219,14 @@ async def get_subscription(call: Call) -> Reply:
 async def renew_subscription(call: Call) -> Reply:
     sub = _own(call)
     body = call.body if isinstance(call.body, dict) else {}
-    sub["expires_ms"] = _expiration(body.get("expirationDateTime"), sub["lifecycleNotificationUrl"])
+    if "expirationDateTime" not in body and "notificationUrl" not in body:
+        raise _bad("Nothing to update: give expirationDateTime or notificationUrl.")
+    if "notificationUrl" in body:
+        url = _https_url(body["notificationUrl"], "notificationUrl")
+        await _handshake(call.state, url)
+        sub["notificationUrl"] = url
+    if "expirationDateTime" in body:
+        sub["expires_ms"] = _expiration(body["expirationDateTime"], sub["lifecycleNotificationUrl"])
     sub["reauthorization_required"] = False
     call.state.save()
     return Reply(200, {**call.context("subscriptions/$entity"), **_resource(sub)})
@@ -289,10 +307,27 @@ def lifecycle(state: State, sub: dict[str, Any], event: str) -> None:
     _spawn(_deliver(state, sub, sub["lifecycleNotificationUrl"], payload, event))
 
 
+def _still_wanted(state: State, sub: dict[str, Any], kind: str) -> bool:
+    """Graph stops retrying once a subscription is gone (its removal event excepted) or paused."""
+    if kind == "subscriptionRemoved":
+        return True
+    current = live(state).get(sub["id"])
+    return current is not None and (kind == "reauthorizationRequired" or not current["reauthorization_required"])
+
+
+def cancel_deliveries() -> None:
+    """Drop pending deliveries and retries (devcloud's reset)."""
+    for task in list(_tasks):
+        task.cancel()
+    deliveries.clear()
+
+
 async def _deliver(state: State, sub: dict[str, Any], url: str, payload: dict[str, Any], kind: str) -> None:
     attempts = int(state.settings["graph_notification_attempts"])
     delay = float(state.settings["graph_notification_backoff"])
     for attempt in range(1, attempts + 1):
+        if not _still_wanted(state, sub, kind):
+            return
         entry = {"kind": kind, "subscription": sub["id"], "url": url, "attempt": attempt, "time": time.time()}
         deliveries.append(entry)
         try:

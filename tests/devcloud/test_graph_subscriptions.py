@@ -44,8 +44,8 @@ class Received:
 class Webhook:
     """Answers validation per path (`echo`, `wrong` token or `error` 500) and records POSTs.
 
-    Its URLs start with a prefix of their own, so that a late retry for an earlier test's
-    webhook on the same port (devcloud's reset does not cancel them) is not counted here.
+    Its URLs start with a prefix of their own, so that nothing meant for an earlier test's webhook
+    on the same port is ever counted here.
     """
 
     base_url: str
@@ -200,7 +200,7 @@ def deliveries(devcloud: DevCloud, sub_id: str, count: int = 0) -> list[dict[str
         time.sleep(0.02)
 
 
-async def error_of(pending: Any) -> tuple[int, str, str]:
+async def error_of(pending: Awaitable[Any]) -> tuple[int, str, str]:
     with pytest.raises(ODataError) as excinfo:
         await pending
     return odata_error(excinfo.value)
@@ -546,3 +546,55 @@ def test_subscriptions_need_a_member_a_chat_scope_and_stay_their_creators(
         assert mine is not None and mine.expiration_date_time == created.expiration_date_time
 
     run(scenario())
+
+
+def test_retries_stop_once_the_subscription_is_deleted(devcloud: DevCloud, webhook: Webhook, chat_id: str) -> None:
+    devcloud.control("PUT", "/settings", json={"graph_notification_backoff": 0.1, "graph_notification_attempts": 6})
+    webhook.fail_next = 100
+    bob = as_user(devcloud, "bob")
+
+    async def scenario() -> str:
+        created = await subscribe(bob, subscription(webhook, chat_id))
+        say(devcloud, chat_id, "anyone?")
+        assert len(deliveries(devcloud, str(created.id), 1)) >= 1
+        await bob.subscriptions.by_subscription_id(str(created.id)).delete()
+        return str(created.id)
+
+    sub_id = run(scenario())
+    attempts = len(deliveries(devcloud, sub_id))
+    time.sleep(0.1 + 0.2 + 0.4 + 0.1)  # the next three retries, had they been kept
+    assert len(deliveries(devcloud, sub_id)) == attempts <= 2
+    assert len(webhook.attempts) == attempts
+
+
+def test_rich_notifications_need_an_encryption_certificate(devcloud: DevCloud, webhook: Webhook, chat_id: str) -> None:
+    body = subscription(webhook, chat_id)
+    body.include_resource_data = True
+
+    async def scenario() -> tuple[int, str, str]:
+        return await error_of(as_user(devcloud, "bob").subscriptions.post(body))
+
+    status, code, message = run(scenario())
+    assert (status, code) == (400, "ValidationError") and "encryptionCertificate" in message
+    assert webhook.validations == []
+
+
+def test_a_percent_encoded_resource_and_a_new_notification_url(
+    devcloud: DevCloud, webhook: Webhook, chat_id: str
+) -> None:
+    body = subscription(webhook, chat_id)
+    body.resource = f"/chats/{path_of(chat_id)}/messages"
+    bob = as_user(devcloud, "bob")
+
+    async def scenario() -> None:
+        created = await subscribe(bob, body)
+        moved = Subscription(notification_url=webhook.url("/moved"))
+        renewed = await bob.subscriptions.by_subscription_id(str(created.id)).patch(moved)
+        assert renewed is not None and renewed.notification_url == webhook.url("/moved")
+        assert renewed.expiration_date_time == created.expiration_date_time
+
+    run(scenario())
+    assert [p for p, _ in webhook.validations] == ["/notify", "/moved"]
+    message_id = say(devcloud, chat_id, "over here")
+    assert only(webhook.wait_for(1, "/moved")[0])["resourceData"]["id"] == message_id
+    assert webhook.accepted("/notify") == []
