@@ -10,33 +10,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from devcloud import faults
+from devcloud.control_http import GENERATED_PASSWORD, bad, json_object, state_of
 from devcloud.directory import Tenant, User
 from devcloud.entra import tokens
 from devcloud.graph import control as graph_control
 from devcloud.graph import subscriptions
 from devcloud.scopes import GRAPH, parse, qualify
 from devcloud.state import DEFAULT_SETTINGS, State
-
-GENERATED_PASSWORD = "Generated-Demo-1"
-
-
-def _state(request: Request) -> State:
-    state: State = request.app.state.devcloud
-    return state
-
-
-def _bad(message: str, status: int = 400) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-async def _json(request: Request) -> dict[str, Any]:
-    body = await request.body()
-    if not body:
-        return {}
-    data = await request.json()
-    if not isinstance(data, dict):
-        raise ValueError("the body must be a JSON object")
-    return data
 
 
 def _user(state: State, ref: str) -> User | None:
@@ -48,7 +28,7 @@ def _tenant(state: State, ref: str) -> Tenant | None:
 
 
 async def directory(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     tenants = [
         {
             "name": t.name,
@@ -90,33 +70,33 @@ async def directory(request: Request) -> Response:
 
 
 async def reset(request: Request) -> Response:
-    _state(request).reset()
+    state_of(request).reset()
     subscriptions.cancel_deliveries()
     return JSONResponse({"reset": True})
 
 
 async def revoke_consent(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     tenant = _tenant(state, request.path_params["tenant"])
     app = state.directory.apps.get(request.path_params["client_id"])
     if tenant is None or app is None:
-        return _bad("unknown tenant or app", 404)
-    body = await _json(request)
+        return bad("unknown tenant or app", 404)
+    body = await json_object(request)
     state.revoke_consent(tenant=tenant, app=app, remove_app=bool(body.get("remove_app", True)))
     return JSONResponse({"revoked": True, "tenant": tenant.id, "client_id": app.client_id})
 
 
 async def grant_consent(request: Request) -> Response:
     """Record a tenant-wide grant as an admin would, without the browser (test set-up)."""
-    state = _state(request)
+    state = state_of(request)
     tenant = _tenant(state, request.path_params["tenant"])
     app = state.directory.apps.get(request.path_params["client_id"])
     if tenant is None or app is None:
-        return _bad("unknown tenant or app", 404)
+        return bad("unknown tenant or app", 404)
     admin = next((u for u in tenant.users if u.can_consent_for_tenant), None)
     if admin is None:
-        return _bad("the tenant has no admin who may consent", 409)
-    body = await _json(request)
+        return bad("the tenant has no admin who may consent", 409)
+    body = await json_object(request)
     wanted = qualify(body.get("scopes") or list(app.required_scopes))
     state.record_consent(user=admin, app=app, scopes=wanted, tenant_wide=True)
     return JSONResponse({"granted": sorted(wanted), "tenant": tenant.id, "client_id": app.client_id})
@@ -124,14 +104,14 @@ async def grant_consent(request: Request) -> Response:
 
 async def add_users(request: Request) -> Response:
     """Generated members of a tenant (for benchmarks): `{"count", "prefix", "password"}`."""
-    state = _state(request)
+    state = state_of(request)
     tenant = _tenant(state, request.path_params["tenant"])
     if tenant is None:
-        return _bad("unknown tenant", 404)
-    body = await _json(request)
+        return bad("unknown tenant", 404)
+    body = await json_object(request)
     count, prefix = body.get("count", 1), str(body.get("prefix", "user"))
     if not isinstance(count, int) or not 1 <= count <= 10000 or not prefix.isalnum():
-        return _bad("count must be 1..10000 and prefix letters and digits")
+        return bad("count must be 1..10000 and prefix letters and digits")
     users = state.add_users(
         tenant_id=tenant.id, prefix=prefix.lower(), count=count, password=str(body.get("password", GENERATED_PASSWORD))
     )
@@ -140,67 +120,67 @@ async def add_users(request: Request) -> Response:
 
 
 async def revoke_sessions(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     user = _user(state, request.path_params["user"])
     if user is None:
-        return _bad("unknown user", 404)
+        return bad("unknown user", 404)
     state.revoke_sessions(user)
     return JSONResponse({"revoked": True, "user": user.id})
 
 
 async def set_enabled(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     user = _user(state, request.path_params["user"])
     if user is None:
-        return _bad("unknown user", 404)
+        return bad("unknown user", 404)
     action = request.path_params["action"]
     if action == "require-mfa":
         state.require_mfa(user)
         return JSONResponse({"user": user.id, "mfa_required": True})
     if action not in ("enable", "disable"):
-        return _bad("unknown action", 404)
+        return bad("unknown action", 404)
     enabled = request.path_params["action"] == "enable"
     state.set_enabled(user, enabled)
     return JSONResponse({"user": user.id, "enabled": enabled})
 
 
 async def rotate_keys(request: Request) -> Response:
-    state = _state(request)
-    body = await _json(request)
+    state = state_of(request)
+    body = await json_object(request)
     key = state.keys.rotate(retire_old=bool(body.get("retire_old", False)))
     return JSONResponse({"kid": key.kid, "published": [k.kid for k in state.keys.keys]})
 
 
 async def fault_list(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     if request.method == "DELETE":
         state.faults.clear()
         return JSONResponse({"faults": []})
     if request.method == "POST":
         try:
-            state.faults.append(faults.validate(await _json(request)))
+            state.faults.append(faults.validate(await json_object(request)))
         except ValueError as exc:
-            return _bad(str(exc))
+            return bad(str(exc))
     return JSONResponse({"faults": state.faults})
 
 
 async def settings(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     if request.method == "PUT":
         try:
-            body = await _json(request)
+            body = await json_object(request)
         except ValueError as exc:
-            return _bad(str(exc))
+            return bad(str(exc))
         unknown = set(body) - DEFAULT_SETTINGS.keys()
         if unknown:
-            return _bad(f"unknown settings: {sorted(unknown)}")
+            return bad(f"unknown settings: {sorted(unknown)}")
         state.settings.update(body)
         state.save()
     return JSONResponse(state.settings)
 
 
 async def requests_log(request: Request) -> Response:
-    state = _state(request)
+    state = state_of(request)
     if request.method == "DELETE":
         state.request_log.clear()
         state.counters.clear()
@@ -217,17 +197,17 @@ async def requests_log(request: Request) -> Response:
 
 
 async def counters(request: Request) -> Response:
-    return JSONResponse(_state(request).counters)
+    return JSONResponse(state_of(request).counters)
 
 
 async def mint_token(request: Request) -> Response:
     """An access token as Entra would issue it, with its times shifted (expired tokens for tests)."""
-    state = _state(request)
-    body = await _json(request)
+    state = state_of(request)
+    body = await json_object(request)
     user = _user(state, str(body.get("user", "")))
     app = state.directory.apps.get(str(body.get("client_id", "")))
     if user is None or app is None:
-        return _bad("user and client_id must name a seeded user and app", 404)
+        return bad("user and client_id must name a seeded user and app", 404)
     parsed = parse(" ".join(body.get("scopes", [])))
     resource = parsed.resources[0] if parsed.resources else GRAPH
     perms = parsed.permissions.get(resource, set())

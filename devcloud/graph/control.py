@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from devcloud.control_http import GENERATED_PASSWORD, bad, json_object, state_of
 from devcloud.directory import User
 from devcloud.graph import resources as res
 from devcloud.graph import subscriptions
@@ -22,21 +23,11 @@ from devcloud.state import State
 MAX_GENERATED = {"users": 1000, "chats": 5000, "messages": 10000}
 
 
-def _state(request: Request) -> State:
-    state: State = request.app.state.devcloud
-    return state
-
-
-def _bad(message: str, status: int = 400) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    data = await request.json() if raw else {}
-    if not isinstance(data, dict):
-        raise StoreError("the body must be a JSON object")
-    return data
+    try:
+        return await json_object(request)
+    except ValueError as exc:
+        raise StoreError(str(exc)) from exc
 
 
 def _user(state: State, ref: Any) -> User:
@@ -64,13 +55,13 @@ def _summary(chat: Chat) -> dict[str, Any]:
 
 async def _guarded(request: Request, action: Any) -> Response:
     try:
-        result: Response = await action(_state(request), request)
+        result: Response = await action(state_of(request), request)
         return result
     except StoreError as exc:
         status = 404 if str(exc).startswith("unknown") else 400
-        return _bad(str(exc), status)
+        return bad(str(exc), status)
     except ValueError as exc:
-        return _bad(str(exc))
+        return bad(str(exc))
 
 
 async def _list_chats(state: State, request: Request) -> Response:
@@ -158,7 +149,7 @@ async def _generate(state: State, request: Request) -> Response:
         raise StoreError("include: users of this tenant only")
     started = time.monotonic()
     if sizes["users"]:
-        pool = state.add_users(tenant_id=tenant.id, prefix=prefix, count=sizes["users"], password="Generated-Demo-1")
+        pool = state.add_users(tenant_id=tenant.id, prefix=prefix, count=sizes["users"], password=GENERATED_PASSWORD)
         state.save()
     else:
         pool = [u for u in tenant.users if u not in include]
