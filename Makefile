@@ -37,7 +37,7 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 
 typecheck: $(VENV)/.dev
-	DEBUG=true $(BIN)/mypy portal tenants identity integrations devcloud
+	DEBUG=true $(BIN)/mypy portal tenants identity integrations devcloud chat
 
 pytest: $(VENV)/.dev assets chromium
 	$(BIN)/pytest

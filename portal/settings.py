@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "allauth.socialaccount.providers.microsoft",
     "tenants",
     "identity",
+    "chat",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,97 @@
+"""The mirror of Teams chats: chats, members and messages, every row tenant-scoped and keyed by
+`(tenant, graph id)`; the per-user sync state.
+
+Message bodies are kept as Graph sends them (Teams HTML) and sanitized when rendered. A deleted
+message stays as a tombstone (`deleted_at`). A chat's `watermark` is the newest
+`lastModifiedDateTime` mirrored for it: the next sync asks Graph only for changes after it.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from tenants.models import CustomerTenant, TenantUser
+
+
+class Chat(models.Model):
+    tenant = models.ForeignKey(CustomerTenant, on_delete=models.CASCADE, related_name="chats")
+    graph_id = models.CharField(max_length=200)
+    chat_type = models.CharField(max_length=20)
+    topic = models.CharField(max_length=250, blank=True)
+    web_url = models.URLField(max_length=500, blank=True)
+    created_at = models.DateTimeField()
+    last_updated_at = models.DateTimeField(null=True, blank=True)
+    last_message_at = models.DateTimeField(null=True, blank=True)
+    watermark = models.DateTimeField(null=True, blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "graph_id"], name="chat_unique_graph_id")]
+
+    def __str__(self) -> str:
+        return self.topic or self.graph_id
+
+
+class ChatMember(models.Model):
+    tenant = models.ForeignKey(CustomerTenant, on_delete=models.CASCADE, related_name="+")
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="members")
+    oid = models.UUIDField()
+    display_name = models.CharField(max_length=200, blank=True)
+    email = models.CharField(max_length=320, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "chat", "oid"], name="chat_member_unique")]
+        indexes = [models.Index(fields=["tenant", "oid"], name="chat_member_by_user")]
+
+    def __str__(self) -> str:
+        return self.display_name or str(self.oid)
+
+
+class Message(models.Model):
+    tenant = models.ForeignKey(CustomerTenant, on_delete=models.CASCADE, related_name="+")
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages")
+    graph_id = models.CharField(max_length=64)
+    message_type = models.CharField(max_length=40)
+    sender_oid = models.UUIDField(null=True, blank=True)
+    sender_name = models.CharField(max_length=200, blank=True)
+    body_type = models.CharField(max_length=8)
+    body = models.TextField(blank=True, help_text="As Graph sent it; sanitized when rendered.")
+    event = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    last_modified_at = models.DateTimeField()
+    last_edited_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "chat", "graph_id"], name="message_unique_graph_id")]
+        indexes = [models.Index(fields=["tenant", "chat", "-created_at", "-graph_id"], name="message_thread_order")]
+
+    def __str__(self) -> str:
+        return self.graph_id
+
+
+class ChatSyncState(models.Model):
+    """One user's sync: what it is doing, how far it got, and why it stopped."""
+
+    class Status(models.TextChoices):
+        NEVER = "never", "Not synced yet"
+        RUNNING = "running", "Syncing"
+        IDLE = "idle", "Up to date"
+        RETRYING = "retrying", "Waiting to retry"
+        STOPPED = "stopped", "Stopped"
+
+    tenant = models.ForeignKey(CustomerTenant, on_delete=models.CASCADE, related_name="+")
+    member = models.OneToOneField(TenantUser, on_delete=models.CASCADE, related_name="chat_sync")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.NEVER)
+    chats_total = models.PositiveIntegerField(default=0)
+    chats_done = models.PositiveIntegerField(default=0)
+    messages_synced = models.PositiveIntegerField(default=0)
+    requests_made = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    stopped_reason = models.CharField(max_length=40, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.member_id}: {self.status}"

@@ -1,0 +1,195 @@
+"""Microsoft Graph through msgraph-sdk, as one signed-in user (delegated).
+
+Requests are built by the SDK's request builders and sent through its pipeline (our bearer
+token, its middleware, its error mapping). Message pages and batches are read as plain JSON:
+msgraph-sdk's model parsing costs ~7 ms a message, and its batch reader drops JSON bodies.
+The retry handler is off: the caller owns throttling (token buckets, `Retry-After`).
+Returns plain dicts in Graph's shape and raises GraphError; knows nothing of the database.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from django.conf import settings
+from kiota_abstractions.authentication import (
+    AccessTokenProvider,
+    AllowedHostsValidator,
+    BaseBearerTokenAuthenticationProvider,
+)
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_abstractions.method import Method
+from kiota_abstractions.request_information import RequestInformation
+from kiota_http.middleware.options import RetryHandlerOption
+from msgraph.generated.chats.item.messages.messages_request_builder import MessagesRequestBuilder
+from msgraph.generated.models.body_type import BodyType
+from msgraph.generated.models.chat_message import ChatMessage
+from msgraph.generated.models.item_body import ItemBody
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.users.item.chats.chats_request_builder import ChatsRequestBuilder
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph.graph_request_adapter import options as msgraph_options
+from msgraph.graph_service_client import GraphServiceClient
+from msgraph_core import GraphClientFactory  # type: ignore[import-untyped]
+
+CHAT_SCOPES = [
+    "https://graph.microsoft.com/Chat.ReadWrite",
+    "https://graph.microsoft.com/ChatMessage.Send",
+]
+PAGE_SIZE = 50
+BATCH_LIMIT = 20
+ERRORS: dict[str, Any] = {"XXX": ODataError}
+
+
+class GraphError(Exception):
+    """Graph refused or could not be reached; `status` 0 means no answer (never holds a token)."""
+
+    def __init__(self, status: int, code: str, message: str = "", retry_after: float | None = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+    @property
+    def throttled(self) -> bool:
+        return self.status == 429
+
+    @property
+    def transient(self) -> bool:
+        return self.status in (0, 429, 500, 502, 503, 504)
+
+
+def error_from(status: int, body: Any, headers: Any) -> GraphError:
+    """The one place where a Graph error answer (plain or from a batch) becomes our exception."""
+    error = body.get("error", {}) if isinstance(body, dict) else {}
+    retry_after = None
+    raw = (headers or {}).get("Retry-After") or (headers or {}).get("retry-after")
+    if raw is not None:
+        try:
+            retry_after = max(0.0, float(raw))
+        except ValueError:
+            retry_after = None
+    return GraphError(status, str(error.get("code") or "Unknown"), str(error.get("message") or ""), retry_after)
+
+
+def _from_odata(exc: ODataError) -> GraphError:
+    error = exc.error
+    body = {"error": {"code": getattr(error, "code", None), "message": getattr(error, "message", None)}}
+    return error_from(exc.response_status_code or 0, body, exc.response_headers)
+
+
+class _Token(AccessTokenProvider):
+    def __init__(self, token: str, host: str) -> None:
+        self._token = token
+        self._hosts = AllowedHostsValidator([host])
+
+    async def get_authorization_token(self, uri: str, additional_authentication_context: Any = None) -> str:
+        return self._token
+
+    def get_allowed_hosts_validator(self) -> AllowedHostsValidator:
+        return self._hosts
+
+
+@lru_cache(maxsize=1)
+def _tls() -> ssl.SSLContext:
+    bundle = settings.MICROSOFT_CA_BUNDLE
+    return ssl.create_default_context(cafile=bundle) if bundle else ssl.create_default_context()
+
+
+@dataclass
+class GraphSession:
+    """One user's Graph for the length of one job: open, use, `aclose()`."""
+
+    client: GraphServiceClient
+    http: httpx.AsyncClient
+
+    @classmethod
+    def open(cls, token: str) -> GraphSession:
+        options = {**msgraph_options, RetryHandlerOption.get_key(): RetryHandlerOption(max_retries=0)}
+        base = httpx.AsyncClient(verify=_tls(), trust_env=False, timeout=httpx.Timeout(30, connect=10))
+        http: httpx.AsyncClient = GraphClientFactory.create_with_default_middleware(client=base, options=options)
+        host = urlsplit(settings.GRAPH_URL).hostname or "graph.microsoft.com"
+        adapter = GraphRequestAdapter(BaseBearerTokenAuthenticationProvider(_Token(token, host)), client=http)
+        adapter.base_url = f"{settings.GRAPH_URL}/v1.0"
+        return cls(GraphServiceClient(request_adapter=adapter), http)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def _json(self, info: RequestInformation) -> Any:
+        try:
+            raw = await self.client.request_adapter.send_primitive_async(info, "bytes", ERRORS)  # type: ignore[func-returns-value]
+        except ODataError as exc:
+            raise _from_odata(exc) from exc
+        except httpx.HTTPError as exc:
+            raise GraphError(0, type(exc).__name__) from exc
+        return json.loads(raw) if raw else None
+
+    def _at(self, builder: Any, url: str | None) -> Any:
+        return builder.with_url(url) if url else builder
+
+    # reads ---------------------------------------------------------------------------------
+    async def chats_page(self, next_link: str | None = None) -> dict[str, Any]:
+        """One page of the user's chats, with members and the last message's preview."""
+        query = ChatsRequestBuilder.ChatsRequestBuilderGetQueryParameters(
+            top=PAGE_SIZE, expand=["members", "lastMessagePreview"]
+        )
+        builder = self._at(self.client.me.chats, next_link)
+        info = builder.to_get_request_information(None if next_link else RequestConfiguration(query_parameters=query))
+        page: dict[str, Any] = await self._json(info)
+        return page
+
+    def messages_request(self, chat_id: str, since: str | None, next_link: str | None = None) -> RequestInformation:
+        """Changes after `since` (Graph's lastModifiedDateTime), newest first, 50 a page."""
+        builder = self._at(self.client.chats.by_chat_id(chat_id).messages, next_link)
+        if next_link:
+            return builder.to_get_request_information()  # type: ignore[no-any-return]
+        query = MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters(
+            top=PAGE_SIZE,
+            orderby=["lastModifiedDateTime desc"],
+            filter=f"lastModifiedDateTime gt {since}" if since else None,
+        )
+        return builder.to_get_request_information(RequestConfiguration(query_parameters=query))  # type: ignore[no-any-return]
+
+    async def messages_page(self, chat_id: str, since: str | None, next_link: str | None = None) -> dict[str, Any]:
+        page: dict[str, Any] = await self._json(self.messages_request(chat_id, since, next_link))
+        return page
+
+    async def batch(self, requests: list[RequestInformation]) -> list[tuple[int, dict[str, Any], dict[str, str]]]:
+        """Up to 20 GETs in one round trip; (status, body, headers) of each, in order."""
+        if len(requests) > BATCH_LIMIT:
+            raise ValueError(f"a batch holds at most {BATCH_LIMIT} requests")
+        items = [{"id": str(n), "method": "GET", "url": _relative(info.url)} for n, info in enumerate(requests)]
+        info = RequestInformation(Method.POST, f"{settings.GRAPH_URL}/v1.0/$batch")
+        info.headers.try_add("Content-Type", "application/json")
+        info.content = json.dumps({"requests": items}).encode()
+        answer = await self._json(info)
+        by_id = {r["id"]: r for r in answer["responses"]}
+        return [
+            (by_id[str(n)]["status"], by_id[str(n)].get("body") or {}, by_id[str(n)].get("headers") or {})
+            for n in range(len(items))
+        ]
+
+    # writes --------------------------------------------------------------------------------
+    async def send_message(self, chat_id: str, html: str) -> dict[str, Any]:
+        body = ChatMessage(body=ItemBody(content_type=BodyType.Html, content=html))
+        info = self.client.chats.by_chat_id(chat_id).messages.to_post_request_information(body)
+        message: dict[str, Any] = await self._json(info)
+        return message
+
+
+def _relative(url: str) -> str:
+    """A batch request's URL, relative to the version root as Graph wants it."""
+    parts = urlsplit(url)
+    path = parts.path
+    for prefix in ("/v1.0", "/beta"):
+        if path.startswith(prefix + "/"):
+            path = path[len(prefix) :]
+    return path + (f"?{parts.query}" if parts.query else "")
