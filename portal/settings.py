@@ -7,7 +7,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from portal.env import env_bool, env_int, env_list, env_str
+from portal.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -138,6 +138,17 @@ ACS_EXCHANGES_PER_30_SECONDS = env_int("ACS_EXCHANGES_PER_30_SECONDS", 450)
 ACS_EXCHANGE_MAX_WAIT_SECONDS = env_int("ACS_EXCHANGE_MAX_WAIT_SECONDS", 2)
 # How long the calling page waits for the calling service before saying it can't be reached.
 CALL_CONNECT_TIMEOUT_MS = env_int("CALL_CONNECT_TIMEOUT_MS", 20000)
+# Graph's chat message limits per app are 20/s per tenant, 200/s across tenants and 1/s per
+# chat; the sync stays a little under each (Redis token buckets shared by every worker).
+GRAPH_CHAT_RPS_PER_TENANT = env_float("GRAPH_CHAT_RPS_PER_TENANT", 19)
+GRAPH_CHAT_RPS_PER_APP = env_float("GRAPH_CHAT_RPS_PER_APP", 190)
+GRAPH_CHAT_RPS_PER_CHAT = env_float("GRAPH_CHAT_RPS_PER_CHAT", 0.9)
+# A sync waits at most this long for its turn under those limits, else it is re-queued.
+GRAPH_MAX_WAIT_SECONDS = env_int("GRAPH_MAX_WAIT_SECONDS", 10)
+# 429s in a row for one chat before the whole sync backs off and is re-queued.
+GRAPH_MAX_THROTTLES_PER_CHAT = env_int("GRAPH_MAX_THROTTLES_PER_CHAT", 5)
+# One sync per user at a time; the lock expires after this long if its worker died.
+CHAT_SYNC_LOCK_SECONDS = env_int("CHAT_SYNC_LOCK_SECONDS", 900)
 
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",

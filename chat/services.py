@@ -1,0 +1,144 @@
+"""Writes to the mirror: chats with their members, and messages in bulk (newer wins)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import connection, transaction
+
+from chat.models import Chat, ChatMember, Message
+from tenants.models import CustomerTenant, TenantUser
+
+MESSAGE_COLUMNS = (
+    "tenant_id",
+    "chat_id",
+    "graph_id",
+    "message_type",
+    "sender_oid",
+    "sender_name",
+    "body_type",
+    "body",
+    "event",
+    "created_at",
+    "last_modified_at",
+    "last_edited_at",
+    "deleted_at",
+)
+UPDATED_COLUMNS = MESSAGE_COLUMNS[3:]
+
+
+def parse_time(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def required_time(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def graph_time(value: dt.datetime) -> str:
+    """A watermark as Graph writes timestamps (UTC, milliseconds, `Z`)."""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def chats_upsert(*, member: TenantUser, items: list[dict[str, Any]]) -> dict[str, Chat]:
+    """The member's chats as Graph listed them (with members), by Graph id; memberships follow."""
+    tenant = member.tenant
+    rows = [_chat_row(tenant, item) for item in items]
+    Chat.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["tenant", "graph_id"],
+        update_fields=["chat_type", "topic", "web_url", "last_updated_at", "last_message_at"],
+    )
+    chats = {c.graph_id: c for c in Chat.objects.filter(tenant=tenant, graph_id__in=[r.graph_id for r in rows])}
+    for item in items:
+        _members_replace(chats[item["id"]], item.get("members") or [])
+    # Chats the member has left: his membership goes, the chat stays for the others.
+    ChatMember.objects.filter(tenant=tenant, oid=member.oid).exclude(chat__graph_id__in=chats.keys()).delete()
+    return chats
+
+
+def _chat_row(tenant: CustomerTenant, item: dict[str, Any]) -> Chat:
+    preview = item.get("lastMessagePreview") or {}
+    return Chat(
+        tenant=tenant,
+        graph_id=item["id"],
+        chat_type=item.get("chatType") or "",
+        topic=item.get("topic") or "",
+        web_url=item.get("webUrl") or "",
+        created_at=required_time(item["createdDateTime"]),
+        last_updated_at=parse_time(item.get("lastUpdatedDateTime")),
+        last_message_at=parse_time(preview.get("createdDateTime")),
+    )
+
+
+def _members_replace(chat: Chat, members: list[dict[str, Any]]) -> None:
+    rows = [
+        ChatMember(
+            tenant_id=chat.tenant_id,
+            chat=chat,
+            oid=m["userId"],
+            display_name=m.get("displayName") or "",
+            email=m.get("email") or "",
+        )
+        for m in members
+        if m.get("userId")
+    ]
+    ChatMember.objects.bulk_create(
+        rows, update_conflicts=True, unique_fields=["tenant", "chat", "oid"], update_fields=["display_name", "email"]
+    )
+    ChatMember.objects.filter(tenant_id=chat.tenant_id, chat=chat).exclude(oid__in=[r.oid for r in rows]).delete()
+
+
+def _message_values(chat: Chat, item: dict[str, Any]) -> tuple[Any, ...]:
+    sender = ((item.get("from") or {}).get("user")) or {}
+    body = item.get("body") or {}
+    event = item.get("eventDetail")
+    return (
+        chat.tenant_id,
+        chat.pk,
+        item["id"],
+        item.get("messageType") or "message",
+        sender.get("id"),
+        sender.get("displayName") or "",
+        body.get("contentType") or "text",
+        body.get("content") or "",
+        json.dumps(event) if event else None,
+        parse_time(item["createdDateTime"]),
+        parse_time(item["lastModifiedDateTime"] or item["createdDateTime"]),
+        parse_time(item.get("lastEditedDateTime")),
+        parse_time(item.get("deletedDateTime")),
+    )
+
+
+def _upsert_sql(rows: int) -> str:
+    json_cast = "::jsonb" if connection.vendor == "postgresql" else ""
+    one = "(" + ", ".join(f"%s{json_cast}" if c == "event" else "%s" for c in MESSAGE_COLUMNS) + ")"
+    table = Message._meta.db_table
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in UPDATED_COLUMNS if c != "deleted_at")
+    # Newer wins: an older copy of a message (a late page, a replay) never overwrites a newer
+    # one, and a deletion is never undone.
+    # The table and columns are constants; every value is a parameter.
+    insert = f"INSERT INTO {table} ({', '.join(MESSAGE_COLUMNS)}) VALUES {', '.join([one] * rows)} "  # noqa: S608
+    return (
+        insert + f"ON CONFLICT (tenant_id, chat_id, graph_id) DO UPDATE SET {updates}, "
+        f"deleted_at = COALESCE({table}.deleted_at, EXCLUDED.deleted_at) "
+        f"WHERE {table}.last_modified_at < EXCLUDED.last_modified_at"
+    )
+
+
+def messages_upsert(*, chat: Chat, items: Iterable[dict[str, Any]], watermark: dt.datetime | None = None) -> int:
+    """Upsert one page of Graph messages; with `watermark`, advance the chat's in the same transaction."""
+    values = [_message_values(chat, item) for item in items]
+    with transaction.atomic():
+        if values:
+            with connection.cursor() as cursor:
+                cursor.execute(_upsert_sql(len(values)), [v for row in values for v in row])
+        if watermark is not None:
+            Chat.objects.filter(pk=chat.pk, tenant_id=chat.tenant_id).exclude(watermark__gte=watermark).update(
+                watermark=watermark, synced_at=dt.datetime.now(dt.UTC)
+            )
+    return len(values)

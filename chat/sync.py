@@ -1,0 +1,273 @@
+"""One user's chat sync: Graph → the mirror, within Graph's limits, safe to run twice or to kill.
+
+1. List the user's chats (`/me/chats`, members and last message preview, 50 a page).
+2. For each chat with something newer than its watermark (or every chat, in a full sync), ask
+   for the changes after it: `lastModifiedDateTime gt W`, newest first, 50 a page. First pages of
+   up to 20 chats go in one `$batch`; so do the next pages.
+3. Each page is upserted as it comes (newer wins). The watermark moves only with the last page of
+   a chat, in the same transaction: a sync killed half-way leaves rows that the next one upserts
+   again, never a gap.
+
+Every Graph request first takes a token from Redis buckets: the tenant's (Graph allows 20/s per
+app per tenant), the app's across tenants (200/s) and the chat's (1/s). A 429 holds that chat for
+its `Retry-After` (or a jittered backoff when Teams sends none).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db.models import F
+
+from chat import services
+from chat.models import Chat, ChatSyncState
+from identity import services as identity_services
+from integrations import entra, graph
+from portal import coordination
+from tenants import services as tenant_services
+from tenants.models import CustomerTenant, TenantUser
+
+log = logging.getLogger(__name__)
+
+
+class SyncDeferred(Exception):
+    """Graph or Entra asked us to wait: run the sync again after `countdown` seconds."""
+
+    def __init__(self, countdown: float, reason: str) -> None:
+        super().__init__(reason)
+        self.countdown = countdown
+        self.reason = reason
+
+
+class SyncStopped(Exception):
+    """The sync cannot go on until someone acts (consent, sign-in): it says why."""
+
+
+@dataclass
+class Cursor:
+    chat: Chat
+    since: str | None
+    next_link: str | None = None
+    newest: dt.datetime | None = None
+    not_before: float = 0.0
+    throttles: int = 0
+    messages: int = 0
+
+
+@dataclass
+class Progress:
+    state: ChatSyncState
+    requests: int = 0
+    http_requests: int = 0
+    messages: int = 0
+    pending: list[Cursor] = field(default_factory=list)
+
+
+def backoff(attempt: int, retry_after: float | None) -> float:
+    """`Retry-After` when Graph sends it; else exponential with full jitter, capped."""
+    if retry_after is not None:
+        return retry_after
+    return random.uniform(0.5, min(60.0, 2.0 ** min(attempt, 6)))  # noqa: S311 - jitter, not security
+
+
+def _take(name: str, rate: float) -> float:
+    return coordination.bucket_take(name, rate=rate, burst=1, max_wait=settings.GRAPH_MAX_WAIT_SECONDS)
+
+
+def _slot(tenant: CustomerTenant, chat: Chat | None) -> float:
+    """Seconds to wait before one chat-message request may go (all buckets reserved), or raise."""
+    waits = [
+        _take(f"graph-tenant:{tenant.vendor_id}:{tenant.tid}", settings.GRAPH_CHAT_RPS_PER_TENANT),
+        _take(f"graph-app:{tenant.vendor_id}", settings.GRAPH_CHAT_RPS_PER_APP),
+    ]
+    if chat is not None:
+        waits.append(_take(f"graph-chat:{tenant.vendor_id}:{chat.graph_id}", settings.GRAPH_CHAT_RPS_PER_CHAT))
+    worst = max(waits)
+    if worst > settings.GRAPH_MAX_WAIT_SECONDS:
+        raise SyncDeferred(worst, "graph_busy")
+    return worst
+
+
+def _token(member: TenantUser) -> str:
+    try:
+        token = identity_services.entra_token_for_user(member=member, scopes=graph.CHAT_SCOPES, min_valid_seconds=900)
+    except entra.EntraError as exc:
+        if exc.consent_revoked:
+            tenant_services.tenant_mark_consent_revoked(
+                tenant=member.tenant, detected_by="user token refresh (Graph chat scopes)", codes=exc.codes
+            )
+            raise SyncStopped("consent_revoked") from exc
+        if exc.transient:
+            raise SyncDeferred(30, "entra_unavailable") from exc
+        raise SyncStopped("sign_in_again") from exc
+    return token.access_token
+
+
+def _state(member: TenantUser) -> ChatSyncState:
+    state, _ = ChatSyncState.objects.get_or_create(member=member, defaults={"tenant": member.tenant})
+    return state
+
+
+def _save(state: ChatSyncState, **values: Any) -> None:
+    for name, value in values.items():
+        setattr(state, name, value)
+    state.save(update_fields=list(values))
+
+
+def chat_sync_member(*, member: TenantUser, full: bool = False, chat_ids: list[str] | None = None) -> ChatSyncState:
+    """Sync one member's chats (all that changed; `full`: every chat; `chat_ids`: those too)."""
+    state = _state(member)
+    if member.tenant.status != CustomerTenant.Status.ACTIVE:
+        _save(state, status=ChatSyncState.Status.STOPPED, stopped_reason="tenant_not_active")
+        return state
+    try:
+        with coordination.held(f"chat-sync:{member.pk}", timeout=settings.CHAT_SYNC_LOCK_SECONDS, wait=0):
+            _run(member, state, full=full, targets=set(chat_ids or ()))
+    except coordination.Busy:
+        log.info("chat sync of member %s already running", member.pk)
+    except SyncStopped as exc:
+        _save(state, status=ChatSyncState.Status.STOPPED, stopped_reason=str(exc), finished_at=_now())
+    except SyncDeferred as exc:
+        _save(state, status=ChatSyncState.Status.RETRYING, last_error=exc.reason[:500], finished_at=_now())
+        raise
+    return state
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _run(member: TenantUser, state: ChatSyncState, *, full: bool, targets: set[str]) -> None:
+    progress = Progress(state)
+    _save(state, status=ChatSyncState.Status.RUNNING, started_at=_now(), chats_done=0, stopped_reason="", last_error="")
+    with asyncio.Runner() as runner:
+        session = graph.GraphSession.open(_token(member))
+        try:
+            chats = _list_chats(runner, session, member, progress)
+            progress.pending = [
+                Cursor(chat, services.graph_time(chat.watermark) if chat.watermark else None)
+                for chat in chats
+                if full or chat.graph_id in targets or _changed(chat)
+            ]
+            _save(state, chats_total=len(progress.pending))
+            while progress.pending:
+                _round(runner, session, member.tenant, progress)
+        except graph.GraphError as exc:
+            _graph_failure(exc, progress)
+        finally:
+            runner.run(session.aclose())
+    _save(
+        state,
+        status=ChatSyncState.Status.IDLE,
+        finished_at=_now(),
+        last_success_at=_now(),
+        requests_made=F("requests_made") + progress.requests,
+    )
+    state.refresh_from_db(fields=["requests_made", "chats_done", "messages_synced"])
+
+
+def _changed(chat: Chat) -> bool:
+    return chat.watermark is None or (chat.last_message_at is not None and chat.last_message_at > chat.watermark)
+
+
+def _graph_failure(exc: graph.GraphError, progress: Progress) -> None:
+    if exc.status == 401:
+        raise SyncStopped("sign_in_again") from exc
+    if exc.status == 403:
+        raise SyncStopped("forbidden") from exc
+    if exc.transient:
+        raise SyncDeferred(backoff(1, exc.retry_after), f"graph_{exc.status or 'unreachable'}") from exc
+    raise exc
+
+
+def _list_chats(
+    runner: asyncio.Runner, session: graph.GraphSession, member: TenantUser, progress: Progress
+) -> list[Chat]:
+    items, next_link = [], None
+    while True:
+        page = runner.run(session.chats_page(next_link))
+        progress.requests += 1
+        progress.http_requests += 1
+        items += page.get("value", [])
+        next_link = page.get("@odata.nextLink")
+        if not next_link:
+            break
+    return list(services.chats_upsert(member=member, items=items).values())
+
+
+def _round(runner: asyncio.Runner, session: graph.GraphSession, tenant: CustomerTenant, progress: Progress) -> None:
+    """One round trip: the next page of up to 20 chats whose turn has come."""
+    now = time.monotonic()
+    ready = [c for c in progress.pending if c.not_before <= now][: graph.BATCH_LIMIT]
+    if not ready:
+        time.sleep(max(0.0, min(c.not_before for c in progress.pending) - now))
+        return
+    time.sleep(max(_slot(tenant, c.chat) for c in ready))
+    requests = [session.messages_request(c.chat.graph_id, c.since, c.next_link) for c in ready]
+    answers: list[tuple[int, dict[str, Any], dict[str, str]]]
+    if len(requests) == 1:
+        try:
+            answers = [
+                (200, runner.run(session.messages_page(ready[0].chat.graph_id, ready[0].since, ready[0].next_link)), {})
+            ]
+        except graph.GraphError as exc:
+            if exc.status not in (403, 404, 429):
+                raise
+            answers = [
+                (
+                    exc.status,
+                    {"error": {"code": exc.code}},
+                    {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else {},
+                )
+            ]
+    else:
+        answers = runner.run(session.batch(requests))
+    progress.requests += len(ready)
+    progress.http_requests += 1
+    for cursor, (status, body, headers) in zip(ready, answers, strict=True):
+        _answer(cursor, status, body, headers, progress)
+
+
+def _answer(cursor: Cursor, status: int, body: dict[str, Any], headers: dict[str, str], progress: Progress) -> None:
+    if status == 200:
+        _page(cursor, body, progress)
+        return
+    error = graph.error_from(status, body, headers)
+    if status in (403, 404):
+        # The chat is gone or no longer the user's: nothing more to read.
+        progress.pending.remove(cursor)
+        return
+    if error.transient:
+        cursor.throttles += 1
+        cursor.not_before = time.monotonic() + backoff(cursor.throttles, error.retry_after)
+        if cursor.throttles > settings.GRAPH_MAX_THROTTLES_PER_CHAT:
+            raise SyncDeferred(backoff(cursor.throttles, error.retry_after), "graph_throttled")
+        return
+    raise error
+
+
+def _page(cursor: Cursor, body: dict[str, Any], progress: Progress) -> None:
+    items = body.get("value", [])
+    for item in items:
+        modified = services.parse_time(item.get("lastModifiedDateTime") or item.get("createdDateTime"))
+        if modified and (cursor.newest is None or modified > cursor.newest):
+            cursor.newest = modified
+    cursor.next_link = body.get("@odata.nextLink")
+    done = cursor.next_link is None
+    count = services.messages_upsert(chat=cursor.chat, items=items, watermark=cursor.newest if done else None)
+    cursor.messages += count
+    progress.messages += count
+    cursor.throttles = 0
+    state = progress.state
+    if done:
+        progress.pending.remove(cursor)
+        _save(state, chats_done=F("chats_done") + 1, messages_synced=F("messages_synced") + count)
+    else:
+        _save(state, messages_synced=F("messages_synced") + count)

@@ -1,0 +1,132 @@
+"""The chat sync against devcloud: the first sync mirrors Graph exactly, changes converge."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from chat import services
+from chat.models import Chat, ChatMember, ChatSyncState, Message
+from chat.sync import chat_sync_member
+from tenants.models import TenantUser
+from tests.devcloud_server import FABRIKAM, USERS, DevCloud
+from tests.portal_flow import Person, load_vendors
+
+pytestmark = pytest.mark.django_db
+BOB = USERS["bob"][1]
+
+
+@pytest.fixture
+def bob(devcloud_settings: DevCloud) -> TenantUser:
+    load_vendors(devcloud_settings)
+    Person(devcloud_settings, USERS["alice"][0]).connect()
+    response: Any = Person(devcloud_settings, USERS["bob"][0]).sign_in()
+    assert response.status_code == 302
+    return TenantUser.objects.select_related("tenant__vendor").get(oid=BOB)
+
+
+def graph_truth(devcloud: DevCloud, user: str) -> dict[str, dict[str, Any]]:
+    """Every chat of the user in devcloud, with members and messages (Graph's shapes)."""
+    chats = devcloud.control("GET", "/chats", params={"user": user})["chats"]
+    return {c["id"]: devcloud.control("GET", f"/chats/{quote(c['id'], safe='')}") for c in chats}
+
+
+def mirror(member: TenantUser) -> dict[str, dict[str, Any]]:
+    chats = Chat.objects.filter(tenant=member.tenant, members__oid=member.oid)
+    return {
+        chat.graph_id: {
+            "members": sorted(str(m.oid) for m in ChatMember.objects.filter(tenant=member.tenant, chat=chat)),
+            "messages": {
+                m.graph_id: (m.body, services.graph_time(m.last_modified_at), m.deleted_at is not None, m.message_type)
+                for m in Message.objects.filter(tenant=member.tenant, chat=chat)
+            },
+            "topic": chat.topic,
+        }
+        for chat in chats
+    }
+
+
+def expected(truth: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        chat_id: {
+            "members": sorted(m["userId"] for m in chat["members"]),
+            "messages": {
+                m["id"]: (
+                    m["body"]["content"],
+                    m["lastModifiedDateTime"],
+                    m["deletedDateTime"] is not None,
+                    m["messageType"],
+                )
+                for m in chat["messages"]
+            },
+            "topic": chat["topic"] or "",
+        }
+        for chat_id, chat in truth.items()
+    }
+
+
+def test_the_first_sync_mirrors_graph_exactly(bob: TenantUser, devcloud_settings: DevCloud) -> None:
+    body = {"users": 4, "chats": 3, "messages": 120, "seed": 5, "include": [BOB]}
+    devcloud_settings.control("POST", f"/tenants/{FABRIKAM}/chats/generate", json=body)
+    state = chat_sync_member(member=bob)
+    assert mirror(bob) == expected(graph_truth(devcloud_settings, BOB))
+    assert (state.status, state.chats_total, state.chats_done) == (ChatSyncState.Status.IDLE, 7, 7)
+    assert Message.objects.filter(tenant=bob.tenant).count() == sum(
+        len(c["messages"]) for c in graph_truth(devcloud_settings, BOB).values()
+    )
+    assert all(c.watermark is not None for c in Chat.objects.filter(tenant=bob.tenant))
+
+
+def test_edits_deletions_and_new_messages_converge(bob: TenantUser, devcloud_settings: DevCloud) -> None:
+    chat_sync_member(member=bob)
+    chat_id = next(iter(graph_truth(devcloud_settings, BOB)))
+    path = f"/chats/{quote(chat_id, safe='')}/messages"
+    messages = devcloud_settings.control("GET", f"/chats/{quote(chat_id, safe='')}")["messages"]
+    users = [m for m in messages if m["from"]]
+    devcloud_settings.control("PATCH", f"{path}/{users[0]['id']}", json={"content": "<p>edited in Teams</p>"})
+    devcloud_settings.control("DELETE", f"{path}/{users[1]['id']}")
+    devcloud_settings.control("POST", path, json={"from": BOB, "content": "<p>new</p>"})
+    chat_sync_member(member=bob, full=True)
+    assert mirror(bob) == expected(graph_truth(devcloud_settings, BOB))
+    assert Message.objects.get(tenant=bob.tenant, graph_id=users[1]["id"]).deleted_at is not None
+
+
+def test_a_second_sync_without_changes_reads_no_messages(bob: TenantUser, devcloud_settings: DevCloud) -> None:
+    chat_sync_member(member=bob)
+    devcloud_settings.control("DELETE", "/requests")
+    chat_sync_member(member=bob)
+    endpoints = [e["endpoint"] for e in devcloud_settings.requests(service="graph")]
+    assert endpoints == ["graph.list_chats"]
+    rows = Message.objects.filter(tenant=bob.tenant).count()
+    chat_sync_member(member=bob, full=True)
+    assert Message.objects.filter(tenant=bob.tenant).count() == rows
+
+
+def test_an_older_copy_never_overwrites_a_newer_one(bob: TenantUser, devcloud_settings: DevCloud) -> None:
+    chat_sync_member(member=bob)
+    chat = Chat.objects.filter(tenant=bob.tenant).first()
+    assert chat is not None
+    newest = Message.objects.filter(chat=chat, message_type="message").order_by("-created_at").first()
+    assert newest is not None
+    edited = {
+        "id": newest.graph_id,
+        "messageType": "message",
+        "createdDateTime": services.graph_time(newest.created_at),
+        "lastModifiedDateTime": "2099-01-01T00:00:00.000Z",
+        "deletedDateTime": "2099-01-01T00:00:00.000Z",
+        "body": {"contentType": "html", "content": ""},
+        "from": None,
+    }
+    stale = {
+        **edited,
+        "lastModifiedDateTime": services.graph_time(newest.last_modified_at),
+        "deletedDateTime": None,
+        "body": {"contentType": "html", "content": "<p>stale</p>"},
+    }
+    services.messages_upsert(chat=chat, items=[edited])
+    services.messages_upsert(chat=chat, items=[stale])
+    newest.refresh_from_db()
+    assert newest.deleted_at is not None and newest.body == ""
+    assert Message.objects.filter(chat=chat, graph_id=newest.graph_id).count() == 1
