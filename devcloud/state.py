@@ -102,6 +102,8 @@ class State:
         self.request_log: deque[dict[str, Any]] = deque(maxlen=20000)
         self.counters: dict[str, int] = {}
         self._ids = itertools.count(1)
+        # Bumped by every reset: work that awaited across one (a handshake) must not land.
+        self.generation = 0
         self.chats = ChatStore(directory=directory, journal=state_dir / "chats.jsonl")
         self.throttle = Throttle()
         self._reset_mutable()
@@ -160,6 +162,7 @@ class State:
         tmp.replace(self.path)
 
     def reset(self) -> None:
+        self.generation += 1
         self._reset_mutable()
         self.codes.clear()
         self.transactions.clear()

@@ -42,6 +42,7 @@ CHAT_SCOPES = [
     "https://graph.microsoft.com/Chat.ReadWrite",
     "https://graph.microsoft.com/ChatMessage.Send",
 ]
+PREFER_ENUMS = "include-unknown-enum-members"
 PAGE_SIZE = 50
 BATCH_LIMIT = 20
 ERRORS: dict[str, Any] = {"XXX": ODataError}
@@ -143,20 +144,22 @@ class GraphSession:
         )
         builder = self._at(self.client.me.chats, next_link)
         info = builder.to_get_request_information(None if next_link else RequestConfiguration(query_parameters=query))
-        page: dict[str, Any] = await self._json(info)
+        page: dict[str, Any] = await self._json(_with_enums(info))
         return page
 
     def messages_request(self, chat_id: str, since: str | None, next_link: str | None = None) -> RequestInformation:
         """Changes after `since` (Graph's lastModifiedDateTime), newest first, 50 a page."""
         builder = self._at(self.client.chats.by_chat_id(chat_id).messages, next_link)
         if next_link:
-            return builder.to_get_request_information()  # type: ignore[no-any-return]
+            following: RequestInformation = builder.to_get_request_information()
+            return _with_enums(following)
         query = MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters(
             top=PAGE_SIZE,
             orderby=["lastModifiedDateTime desc"],
             filter=f"lastModifiedDateTime gt {since}" if since else None,
         )
-        return builder.to_get_request_information(RequestConfiguration(query_parameters=query))  # type: ignore[no-any-return]
+        info: RequestInformation = builder.to_get_request_information(RequestConfiguration(query_parameters=query))
+        return _with_enums(info)
 
     async def messages_page(self, chat_id: str, since: str | None, next_link: str | None = None) -> dict[str, Any]:
         page: dict[str, Any] = await self._json(self.messages_request(chat_id, since, next_link))
@@ -166,7 +169,10 @@ class GraphSession:
         """Up to 20 GETs in one round trip; (status, body, headers) of each, in order."""
         if len(requests) > BATCH_LIMIT:
             raise ValueError(f"a batch holds at most {BATCH_LIMIT} requests")
-        items = [{"id": str(n), "method": "GET", "url": _relative(info.url)} for n, info in enumerate(requests)]
+        items = [
+            {"id": str(n), "method": "GET", "url": _relative(info.url), "headers": {"Prefer": PREFER_ENUMS}}
+            for n, info in enumerate(requests)
+        ]
         info = RequestInformation(Method.POST, f"{settings.GRAPH_URL}/v1.0/$batch")
         info.headers.try_add("Content-Type", "application/json")
         info.content = json.dumps({"requests": items}).encode()
@@ -183,6 +189,12 @@ class GraphSession:
         info = self.client.chats.by_chat_id(chat_id).messages.to_post_request_information(body)
         message: dict[str, Any] = await self._json(info)
         return message
+
+
+def _with_enums(info: RequestInformation) -> RequestInformation:
+    """Ask for evolvable enum members (`systemEventMessage`) rather than `unknownFutureValue`."""
+    info.headers.try_add("Prefer", PREFER_ENUMS)
+    return info
 
 
 def _relative(url: str) -> str:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import random
 import re
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from devcloud.graph.auth import Caller, caller
 from devcloud.graph.errors import GraphError
 from devcloud.state import State
 
+log = logging.getLogger(__name__)
 ODATA_JSON = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 BATCH_LIMIT = 20
 
@@ -38,6 +40,7 @@ class Call:
     body: Any
     base: str  # `https://host:port/v1.0`
     authorization: str
+    prefer: str = ""
     params: dict[str, str] = field(default_factory=dict)
     _caller: Caller | None = None
 
@@ -46,6 +49,10 @@ class Call:
         if self._caller is None:
             self._caller = caller(self.state, self.authorization)
         return self._caller
+
+    @property
+    def include_unknown_enums(self) -> bool:
+        return "include-unknown-enum-members" in self.prefer.lower()
 
     def context(self, fragment: str) -> dict[str, str]:
         return {"@odata.context": f"{self.base}/$metadata#{fragment}"}
@@ -96,6 +103,20 @@ async def dispatch(call: Call) -> tuple[Reply, str]:
         return await handler(call), name
     except GraphError as exc:
         return Reply(exc.status, exc.body(), exc.headers), name
+    except Exception:  # a bug in devcloud: answer as Graph does, and keep serving the batch
+        log.exception("devcloud Graph handler failed: %s %s", call.method, call.path)
+        return Reply(500, GraphError(500, "InternalServerError", "An internal server error occurred.").body()), name
+
+
+def query_options(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """OData option names are case-insensitive (`$orderBy` is `$orderby`); one of each."""
+    query: dict[str, str] = {}
+    for name, value in pairs:
+        key = name.lower() if name.startswith("$") else name
+        if key in query:
+            raise GraphError(400, "BadRequest", f"Query option '{name}' was specified more than once.")
+        query[key] = value
+    return query
 
 
 async def _json_body(raw: bytes) -> Any:
@@ -127,17 +148,22 @@ async def endpoint(request: Request) -> Response:
     state: State = request.app.state.devcloud
     path = "/" + request.path_params["rest"]
     try:
-        body = await _json_body(await request.body())
+        raw = await request.body()
+        if raw and not request.headers.get("content-type", "").lower().startswith("application/json"):
+            raise GraphError(400, "BadRequest", "Content-Type 'application/json' is required for a request body.")
+        body = await _json_body(raw)
+        query = query_options(request.query_params.multi_items())
     except GraphError as exc:
         return exc.response(request)
     call = Call(
         state=state,
         method=request.method,
         path=path,
-        query=dict(request.query_params),
+        query=query,
         body=body,
         base=str(request.base_url).rstrip("/") + "/v1.0",
         authorization=request.headers.get("authorization", ""),
+        prefer=request.headers.get("prefer", ""),
     )
     if path == "/$batch":
         reply, name = await batch(call), "graph.batch"
@@ -155,14 +181,18 @@ def _sub_call(parent: Call, item: dict[str, Any]) -> Call:
         # Graph wants URLs relative to the version root; an absolute one is an unknown segment.
         raise GraphError(400, "BadRequest", f"Resource not found for the segment '{parts.scheme}:'.")
     path = unquote(parts.path if parts.path.startswith("/") else "/" + parts.path)
+    headers = {str(k).lower(): str(v) for k, v in (item.get("headers") or {}).items()}
+    if item.get("body") is not None and not headers.get("content-type", "").startswith("application/json"):
+        raise GraphError(400, "BadRequest", "A batch request with a body needs a 'Content-Type' header.")
     return Call(
         state=parent.state,
         method=str(item.get("method", "")).upper(),
         path=path,
-        query=dict(parse_qsl(parts.query, keep_blank_values=True)),
+        query=query_options(parse_qsl(parts.query, keep_blank_values=True)),
         body=item.get("body"),
         base=parent.base,
         authorization=parent.authorization,
+        prefer=headers.get("prefer", parent.prefer),
     )
 
 
@@ -173,15 +203,22 @@ def _validate_batch(body: Any) -> list[dict[str, Any]]:
     if len(requests) > BATCH_LIMIT:
         raise GraphError(400, "BadRequest", f"Number of batch requests exceeds the limit of {BATCH_LIMIT}.")
     ids = [r.get("id") if isinstance(r, dict) else None for r in requests]
-    if any(not isinstance(i, str) or not i for i in ids) or len(set(ids)) != len(ids):
-        raise GraphError(400, "BadRequest", "Each batch request needs a unique, non-empty 'id'.")
-    if any(not r.get("method") or not r.get("url") for r in requests):
+    if any(not isinstance(i, str) or not i for i in ids):
+        raise GraphError(400, "BadRequest", "Each batch request needs a non-empty string 'id'.")
+    folded = [str(i).lower() for i in ids]
+    if len(set(folded)) != len(folded):
+        raise GraphError(400, "BadRequest", "Batch request ids must be unique (they are not case-sensitive).")
+    if any(not isinstance(r.get("method"), str) or not isinstance(r.get("url"), str) for r in requests):
         raise GraphError(400, "BadRequest", "Each batch request needs a 'method' and a 'url'.")
+    for r in requests:
+        depends = r.get("dependsOn", [])
+        if not isinstance(depends, list) or any(not isinstance(d, str) or d.lower() not in folded for d in depends):
+            raise GraphError(400, "BadRequest", "'dependsOn' must list ids of requests in the same batch.")
     return requests
 
 
 async def _answer_item(parent: Call, item: dict[str, Any], failed: set[str]) -> dict[str, Any]:
-    depends = item.get("dependsOn") or []
+    depends = [d.lower() for d in item.get("dependsOn") or []]
     if any(d in failed for d in depends):
         reply = Reply(424, GraphError(424, "FailedDependency", "A dependent request failed.").body())
     else:
@@ -197,7 +234,7 @@ async def _answer_item(parent: Call, item: dict[str, Any], failed: set[str]) -> 
             }
         )
     if reply.status >= 400:
-        failed.add(item["id"])
+        failed.add(item["id"].lower())
     headers = {"Content-Type": "application/json" if reply.body is not None else "text/plain", **reply.headers}
     answer = {"id": item["id"], "status": reply.status, "headers": headers}
     if reply.body is not None:
@@ -230,6 +267,8 @@ async def batch(call: Call) -> Reply:
         return Reply(exc.status, exc.body(), exc.headers)
     failed: set[str] = set()
     responses = [await _answer_item(call, item, failed) for item in requests]
+    # Graph may answer in any order: clients must match responses by id.
+    random.shuffle(responses)
     return Reply(200, {"responses": responses})
 
 
@@ -238,7 +277,3 @@ def routes() -> list[Route]:
     from devcloud.graph import chats, subscriptions, users  # noqa: F401
 
     return [Route("/v1.0/{rest:path}", endpoint, methods=["GET", "POST", "PATCH", "DELETE"])]
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)

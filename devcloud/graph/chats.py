@@ -29,7 +29,7 @@ USER_BIND = re.compile(r"/users(?:\('([^']+)'\)|/([^/?']+))$")
 
 def access_chat(call: Call, user: User) -> Chat:
     chat = call.state.chats.chat(call.params["chat_id"])
-    if chat is None:
+    if chat is None or chat.tenant_id != user.tenant_id:
         raise GraphError(404, "NotFound", f"Chat '{call.params['chat_id']}' was not found.")
     if user.id not in chat.members:
         raise GraphError(403, "Forbidden", "Forbidden: the user is not a member of this chat.")
@@ -41,7 +41,8 @@ def _own_path(call: Call, user: User) -> None:
     ref = call.params.get("user_id")
     if ref is None or ref.lower() in (user.id, user.upn.lower()):
         return
-    if call.state.directory.user(ref) is None:
+    other = call.state.directory.user(ref)
+    if other is None or other.tenant_id != user.tenant_id:
         raise not_found(ref)
     raise GraphError(403, "Forbidden", "Forbidden: a delegated token may list only the signed-in user's chats.")
 
@@ -77,7 +78,10 @@ async def list_chats(call: Call) -> Reply:
     body = {
         **call.context(f"users('{user.id}')/chats"),
         **odata.next_link(call.base, call.path, call.query, page.next_token),
-        "value": [res.chat(directory, c, viewer=user.id, expand=expand) for c in page.items],
+        "value": [
+            res.chat(directory, c, viewer=user.id, expand=expand, include_unknown_enums=call.include_unknown_enums)
+            for c in page.items
+        ],
     }
     return Reply(200, body)
 
@@ -99,7 +103,9 @@ async def get_chat(call: Call) -> Reply:
     odata.only_options(call.query, {"$expand"})
     expand = odata.expand(call.query, {"members", "lastMessagePreview"})
     chat = access_chat(call, user)
-    body = res.chat(call.state.directory, chat, viewer=user.id, expand=expand)
+    body = res.chat(
+        call.state.directory, chat, viewer=user.id, expand=expand, include_unknown_enums=call.include_unknown_enums
+    )
     return Reply(200, {**call.context("chats/$entity"), **body})
 
 
@@ -122,11 +128,16 @@ async def create_chat(call: Call) -> Reply:
     chat_type = body.get("chatType")
     if chat_type not in ("oneOnOne", "group"):
         raise odata.bad_request("chatType must be 'oneOnOne' or 'group'.")
-    members = [_bound_user(call, m) for m in body.get("members") or []]
+    raw_members = body.get("members")
+    if not isinstance(raw_members, list):
+        raise odata.bad_request("members must be a list of #microsoft.graph.aadUserConversationMember.")
+    members = [_bound_user(call, m) for m in raw_members]
     if user.id not in {m.id for m in members}:
         raise odata.bad_request("The members must include the signed-in user.")
     others = [m for m in members if m.id != user.id]
-    topic = body.get("topic") if chat_type == "group" else None
+    topic = body.get("topic")
+    if topic is not None and chat_type != "group":
+        raise odata.bad_request("The chat title can be provided only if the chat is of group type.")
     if topic is not None and (not isinstance(topic, str) or len(topic) > 250):
         raise odata.bad_request("topic must be a string of at most 250 characters.")
     try:
@@ -143,10 +154,9 @@ def _bound_user(call: Call, member: Any) -> User:
     bind = str(member.get("user@odata.bind", ""))
     match = USER_BIND.search(bind)
     user = call.state.directory.user(match.group(1) or match.group(2)) if match else None
-    if user is None:
+    if user is None or user.tenant_id != call.caller.tenant_id:
+        # Users of other tenants are not found (federation is out of devcloud's scope).
         raise GraphError(404, "NotFound", f"The user '{bind}' was not found.")
-    if user.tenant_id != call.caller.tenant_id:
-        raise GraphError(403, "Forbidden", "Forbidden: members of other tenants cannot be added in devcloud.")
     return user
 
 
@@ -166,21 +176,21 @@ async def list_messages(call: Call) -> Reply:
     items = _filtered(list(chat.messages.values()), order, clauses)
 
     def key(message: Message) -> odata.SortKey:
-        return (float(message.modified_ms if order == "lastModifiedDateTime" else message.created_ms), message.id)
+        return (float(message.created_ms if order == "createdDateTime" else message.modified_ms), message.id)
 
     page = odata.page(items, key=key, size=size, token=call.query.get("$skiptoken"))
     body = {
         **call.context(_message_context(chat)),
         "@odata.count": len(page.items),
         **odata.next_link(call.base, call.path, call.query, page.next_token),
-        "value": [res.message(call.state.directory, m) for m in page.items],
+        "value": [res.message(call.state.directory, m, call.include_unknown_enums) for m in page.items],
     }
     return Reply(200, body)
 
 
-def _filtered(items: list[Message], order: str, clauses: list[odata.Clause]) -> list[Message]:
-    """Graph applies `$filter` only when every clause names the `$orderby` property."""
-    if not clauses or any(c.prop != order for c in clauses):
+def _filtered(items: list[Message], order: str | None, clauses: list[odata.Clause]) -> list[Message]:
+    """Graph applies `$filter` only with an `$orderby` on the property every clause names."""
+    if not clauses or order is None or any(c.prop != order for c in clauses):
         return items
     for clause in clauses:
         attr = "modified_ms" if clause.prop == "lastModifiedDateTime" else "created_ms"
@@ -200,7 +210,7 @@ async def get_message(call: Call) -> Reply:
     message = chat.messages.get(call.params["message_id"])
     if message is None:
         raise GraphError(404, "NotFound", f"Message '{call.params['message_id']}' was not found.")
-    body = res.message(call.state.directory, message)
+    body = res.message(call.state.directory, message, call.include_unknown_enums)
     return Reply(200, {**call.context(_message_context(chat) + "/$entity"), **body})
 
 
@@ -212,7 +222,7 @@ async def send_message(call: Call) -> Reply:
     _throttle(call, chat)
     content, content_type = _message_body(call.body)
     message = call.state.chats.post(chat_id=chat.id, sender=user, content=content, content_type=content_type)
-    body = res.message(call.state.directory, message)
+    body = res.message(call.state.directory, message, call.include_unknown_enums)
     return Reply(201, {**call.context(_message_context(chat) + "/$entity"), **body})
 
 

@@ -21,6 +21,7 @@ from devcloud.graph.store import Chat, StoreError
 from devcloud.state import State
 
 MAX_GENERATED = {"users": 1000, "chats": 5000, "messages": 10000}
+MAX_GENERATED_MESSAGES = 1_000_000
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -90,9 +91,10 @@ async def _dump_chat(state: State, request: Request) -> Response:
     """The chat with members, and every message in Graph's shape, oldest first."""
     chat = _chat(state, request)
     viewer = next(iter(chat.members))
-    body = res.chat(state.directory, chat, viewer=viewer, expand={"members"})
+    body = res.chat(state.directory, chat, viewer=viewer, expand={"members"}, include_unknown_enums=True)
+    body["members"] = [res.member(state.directory, chat, u) for u in chat.members]
     messages = sorted(chat.messages.values(), key=lambda m: m.created_ms)
-    return JSONResponse({**body, "messages": [res.message(state.directory, m) for m in messages]})
+    return JSONResponse({**body, "messages": [res.message(state.directory, m, True) for m in messages]})
 
 
 async def _add_member(state: State, request: Request) -> Response:
@@ -114,7 +116,7 @@ async def _post_message(state: State, request: Request) -> Response:
     message = state.chats.post(
         chat_id=_chat(state, request).id, sender=sender, content=content, content_type=content_type
     )
-    return JSONResponse(res.message(state.directory, message), status_code=201)
+    return JSONResponse(res.message(state.directory, message, True), status_code=201)
 
 
 async def _change_message(state: State, request: Request) -> Response:
@@ -126,7 +128,7 @@ async def _change_message(state: State, request: Request) -> Response:
         if not isinstance(content, str) or not content.strip():
             raise StoreError("content: a non-empty string")
         message = state.chats.edit(chat_id=chat_id, message_id=message_id, content=content)
-    return JSONResponse(res.message(state.directory, message))
+    return JSONResponse(res.message(state.directory, message, True))
 
 
 async def _generate(state: State, request: Request) -> Response:
@@ -141,9 +143,11 @@ async def _generate(state: State, request: Request) -> Response:
     for name, value in sizes.items():
         if not isinstance(value, int) or not 0 <= value <= MAX_GENERATED[name]:
             raise StoreError(f"{name}: an integer from 0 to {MAX_GENERATED[name]}")
-    seed, prefix = body.get("seed", 1), str(body.get("prefix", "member"))
+    seed, prefix = body.get("seed", 1), str(body.get("prefix", "member")).lower()
     if not isinstance(seed, int) or not prefix.isalnum():
         raise StoreError("seed: an integer; prefix: letters and digits")
+    if sizes["chats"] * sizes["messages"] > MAX_GENERATED_MESSAGES:
+        raise StoreError(f"chats times messages: at most {MAX_GENERATED_MESSAGES}")
     include = [_user(state, r) for r in body.get("include") or []]
     if any(u.tenant_id != tenant.id for u in include):
         raise StoreError("include: users of this tenant only")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from devcloud.graph.resources import parse_iso
 T = TypeVar("T")
 SortKey = tuple[float, str]
 CLAUSE = re.compile(r"^\s*(\w+)\s+(\w+)\s+(.+?)\s*$")
+# An OData DateTimeOffset literal: unquoted, with seconds and an offset or `Z`.
+DATETIME_OFFSET = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,7})?(Z|[+-]\d\d:\d\d)")
 
 
 def bad_request(message: str) -> GraphError:
@@ -33,7 +36,7 @@ def top(query: dict[str, str], *, default: int, maximum: int = 50) -> int:
     raw = query.get("$top")
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    if not re.fullmatch(r"[0-9]{1,6}", raw) or not 1 <= int(raw) <= maximum:
         raise bad_request(f"Invalid page size specified: '{raw}'. Must be between 1 and {maximum} inclusive.")
     return int(raw)
 
@@ -63,12 +66,14 @@ def message_filter(raw: str | None) -> list[Clause]:
         match = CLAUSE.match(part)
         if not match:
             raise bad_request(f"Invalid filter clause: '{part}'.")
-        prop, op, value = match.group(1), match.group(2).lower(), match.group(3).strip("'")
+        prop, op, value = match.group(1), match.group(2).lower(), match.group(3)
         if prop not in allowed:
             raise bad_request(f"Invalid filter clause: filtering on '{prop}' is not supported.")
         if op not in allowed[prop]:
             supported = " and ".join(sorted(allowed[prop]))
             raise bad_request(f"Invalid filter clause: operator '{op}' is not supported on '{prop}'; use {supported}.")
+        if not DATETIME_OFFSET.fullmatch(value):
+            raise bad_request(f"Invalid filter clause: '{value}' is not a valid DateTimeOffset literal.")
         try:
             clauses.append(Clause(prop, op, parse_iso(value)))
         except ValueError as exc:
@@ -76,9 +81,10 @@ def message_filter(raw: str | None) -> list[Clause]:
     return clauses
 
 
-def message_order(raw: str | None) -> str:
+def message_order(raw: str | None) -> str | None:
+    """The `$orderby` property, or None when absent (newest change first, and no `$filter`)."""
     if not raw:
-        return "lastModifiedDateTime"
+        return None
     prop, _, direction = raw.strip().partition(" ")
     if prop not in ("lastModifiedDateTime", "createdDateTime"):
         raise bad_request(f"Invalid $orderby: ordering by '{prop}' is not supported.")
@@ -94,9 +100,12 @@ def _encode_token(key: SortKey) -> str:
 def _decode_token(token: str) -> SortKey:
     try:
         value, ident = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return float(value), str(ident)
+        key = float(value), str(ident)
     except (ValueError, TypeError) as exc:
         raise bad_request("The $skiptoken is not valid.") from exc
+    if not math.isfinite(key[0]):
+        raise bad_request("The $skiptoken is not valid.")
+    return key
 
 
 @dataclass

@@ -87,12 +87,20 @@ def _body(message: Message) -> dict[str, str]:
     return {"contentType": message.content_type, "content": message.content}
 
 
-def message(directory: Directory, item: Message) -> dict[str, Any]:
+def _message_type(item: Message, include_unknown_enums: bool) -> str:
+    """`systemEventMessage` is an evolvable enum member: without `Prefer: include-unknown-enum-members`
+    Graph sends `unknownFutureValue` in its place."""
+    if item.event is None:
+        return "message"
+    return "systemEventMessage" if include_unknown_enums else "unknownFutureValue"
+
+
+def message(directory: Directory, item: Message, include_unknown_enums: bool = False) -> dict[str, Any]:
     return {
         "id": item.id,
         "replyToId": None,
         "etag": str(item.modified_ms),
-        "messageType": "systemEventMessage" if item.event else "message",
+        "messageType": _message_type(item, include_unknown_enums),
         "createdDateTime": iso(item.created_ms),
         "lastModifiedDateTime": iso(item.modified_ms),
         "lastEditedDateTime": iso(item.edited_ms),
@@ -115,12 +123,12 @@ def message(directory: Directory, item: Message) -> dict[str, Any]:
     }
 
 
-def message_preview(directory: Directory, item: Message) -> dict[str, Any]:
+def message_preview(directory: Directory, item: Message, include_unknown_enums: bool = False) -> dict[str, Any]:
     return {
         "id": item.id,
         "createdDateTime": iso(item.created_ms),
         "isDeleted": item.deleted_ms is not None,
-        "messageType": "systemEventMessage" if item.event else "message",
+        "messageType": _message_type(item, include_unknown_enums),
         "eventDetail": _event_detail(directory, item),
         "body": _body(item),
         "from": _from(directory, item),
@@ -131,7 +139,12 @@ def web_url(chat: Chat) -> str:
     return f"https://teams.microsoft.com/l/chat/{quote(chat.id, safe='')}/0?tenantId={chat.tenant_id}"
 
 
-def chat(directory: Directory, item: Chat, *, viewer: str, expand: set[str]) -> dict[str, Any]:
+MAX_EXPANDED_MEMBERS = 25
+
+
+def chat(
+    directory: Directory, item: Chat, *, viewer: str, expand: set[str], include_unknown_enums: bool = False
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": item.id,
         "topic": item.topic,
@@ -148,8 +161,9 @@ def chat(directory: Directory, item: Chat, *, viewer: str, expand: set[str]) -> 
         },
     }
     if "members" in expand:
-        body["members"] = [member(directory, item, u) for u in item.members]
+        # Graph's documented limit: `$expand=members` returns at most 25 members; more need /members.
+        body["members"] = [member(directory, item, u) for u in list(item.members)[:MAX_EXPANDED_MEMBERS]]
     if "lastMessagePreview" in expand:
         last = item.last_message()
-        body["lastMessagePreview"] = message_preview(directory, last) if last else None
+        body["lastMessagePreview"] = message_preview(directory, last, include_unknown_enums) if last else None
     return body

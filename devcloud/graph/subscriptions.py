@@ -139,10 +139,15 @@ def live(state: State) -> dict[str, dict[str, Any]]:
     return state.subscriptions
 
 
-def _own(call: Call) -> dict[str, Any]:
-    who = call.caller
-    sub = live(call.state).get(call.params["sub_id"])
-    if sub is None or sub["applicationId"] != who.client_id or (who.user and sub["creatorId"] != who.user.id):
+def _visible(sub: dict[str, Any], who: Any) -> bool:
+    """The app's own subscriptions in the caller's tenant; with a user token, the user's own."""
+    same_app = sub["applicationId"] == who.client_id and sub["tenantId"] == who.tenant_id
+    return same_app and (who.user is None or sub["creatorId"] == who.user.id)
+
+
+def _own(call: Call, sub_id: str | None = None) -> dict[str, Any]:
+    sub = live(call.state).get(sub_id or call.params["sub_id"])
+    if sub is None or not _visible(sub, call.caller):
         raise GraphError(404, "ResourceNotFound", "The object was not found.")
     return sub
 
@@ -177,9 +182,14 @@ async def create_subscription(call: Call) -> Reply:
     client_state = body.get("clientState")
     if client_state is not None and (not isinstance(client_state, str) or len(client_state) > 128):
         raise _bad("clientState must be a string of at most 128 characters.")
+    _quota(call, chat)
+    generation = call.state.generation
     await _handshake(call.state, url)
     if lifecycle:
         await _handshake(call.state, lifecycle)
+    if call.state.generation != generation:  # devcloud was reset meanwhile
+        raise GraphError(404, "NotFound", f"Chat '{chat.id}' was not found.")
+    _quota(call, chat)
     sub = {
         "id": str(uuid.uuid4()),
         "resource": body["resource"],
@@ -199,14 +209,23 @@ async def create_subscription(call: Call) -> Reply:
     return Reply(201, {**call.context("subscriptions/$entity"), **_resource(sub)})
 
 
+def _quota(call: Call, chat: Chat) -> None:
+    """Graph allows one subscription per app and chat."""
+    taken = any(
+        s["chat_id"] == chat.id and s["applicationId"] == call.caller.client_id for s in live(call.state).values()
+    )
+    if taken:
+        raise GraphError(
+            403,
+            "ExtensionError",
+            "Operation: Create; Exception: [Status Code: Forbidden; Reason: The app has reached its subscription limit for this chat.]",
+        )
+
+
 @route("GET", "/subscriptions")
 async def list_subscriptions(call: Call) -> Reply:
     who = call.caller
-    mine = [
-        _resource(s)
-        for s in live(call.state).values()
-        if s["applicationId"] == who.client_id and (who.user is None or s["creatorId"] == who.user.id)
-    ]
+    mine = [_resource(s) for s in live(call.state).values() if _visible(s, who)]
     return Reply(200, {**call.context("subscriptions"), "value": mine})
 
 
@@ -221,12 +240,18 @@ async def renew_subscription(call: Call) -> Reply:
     body = call.body if isinstance(call.body, dict) else {}
     if "expirationDateTime" not in body and "notificationUrl" not in body:
         raise _bad("Nothing to update: give expirationDateTime or notificationUrl.")
-    if "notificationUrl" in body:
-        url = _https_url(body["notificationUrl"], "notificationUrl")
+    url = _https_url(body["notificationUrl"], "notificationUrl") if "notificationUrl" in body else None
+    expires = (
+        _expiration(body["expirationDateTime"], sub["lifecycleNotificationUrl"])
+        if "expirationDateTime" in body
+        else None
+    )
+    if url is not None:
         await _handshake(call.state, url)
+        sub = _own(call, sub["id"])  # still there after the handshake?
         sub["notificationUrl"] = url
-    if "expirationDateTime" in body:
-        sub["expires_ms"] = _expiration(body["expirationDateTime"], sub["lifecycleNotificationUrl"])
+    if expires is not None:
+        sub["expires_ms"] = expires
     sub["reauthorization_required"] = False
     call.state.save()
     return Reply(200, {**call.context("subscriptions/$entity"), **_resource(sub)})

@@ -235,6 +235,14 @@ def test_filter_applies_only_with_an_orderby_on_the_same_property(devcloud: DevC
         ({"$expand": "replies"}, "'$expand'"),
         ({"$skip": "10"}, "'$skip'"),
         ({"$count": "true"}, "'$count'"),
+        ({"$top": "\u00b2"}, "Invalid page size"),
+        ({"$top": "5", "$TOP": "6"}, "more than once"),
+        ({"$skiptoken": "WyJOYU4iLCAieCJd"}, "$skiptoken is not valid"),
+        (
+            {"$orderby": "lastModifiedDateTime desc", "$filter": "lastModifiedDateTime gt '2026-01-01T00:00:00Z'"},
+            "literal",
+        ),
+        ({"$orderby": "lastModifiedDateTime desc", "$filter": "lastModifiedDateTime gt 2026-01-01"}, "literal"),
     ],
 )
 def test_message_query_rules_are_graphs(devcloud: DevCloud, params: dict[str, str], message: str) -> None:
@@ -334,7 +342,8 @@ def test_a_chat_must_include_the_caller_and_stay_in_the_tenant(devcloud: DevClou
 
     without_bob, other_tenant = run(main())
     assert odata_error(without_bob)[:2] == (400, "BadRequest")
-    assert odata_error(other_tenant)[0] == 403
+    # Users of other tenants are not found (no cross-tenant enumeration).
+    assert odata_error(other_tenant)[:2] == (404, "NotFound")
 
 
 # $batch -------------------------------------------------------------------------------------
@@ -563,3 +572,42 @@ def test_timestamps_are_graphs(devcloud: DevCloud) -> None:
     message = dump(devcloud, chats_of(devcloud, BOB)[0]["id"])["messages"][-1]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", message["createdDateTime"])
     assert message["from"]["user"]["userIdentityType"] == "aadUser" and message["from"]["user"]["tenantId"] == FABRIKAM
+
+
+def test_system_messages_are_unknown_future_values_unless_asked_for(devcloud: DevCloud) -> None:
+    settings(devcloud, **NO_LIMITS)
+    chat_id = next(c["id"] for c in chats_of(devcloud, BOB) if c["chatType"] == "group")
+    token = mint(devcloud, "bob", CHAT_SCOPES)
+    path = f"{devcloud.base_url}/v1.0/chats/{chat_id}/messages?$top=50"
+    with httpx.Client(verify=devcloud.tls(), trust_env=False, headers={"Authorization": f"Bearer {token}"}) as http:
+        plain = {m["messageType"] for m in http.get(path).json()["value"]}
+        asked = {
+            m["messageType"] for m in http.get(path, headers={"Prefer": "include-unknown-enum-members"}).json()["value"]
+        }
+    assert plain == {"message", "unknownFutureValue"}
+    assert asked == {"message", "systemEventMessage"}
+
+
+def test_malformed_requests_are_refused_not_crashed_on(devcloud: DevCloud) -> None:
+    token = mint(devcloud, "bob", CHAT_SCOPES)
+    auth = {"Authorization": f"Bearer {token}"}
+    chat = {"chatType": "oneOnOne", "topic": "no", "members": []}
+    with httpx.Client(
+        verify=devcloud.tls(), trust_env=False, headers=auth, base_url=f"{devcloud.base_url}/v1.0"
+    ) as http:
+        assert http.post("/chats", json={"chatType": "group", "members": 5}).status_code == 400
+        assert http.post("/chats", json=chat).status_code == 400
+        assert (
+            http.post("/chats", content=b'{"chatType": "group"}', headers={"Content-Type": "text/plain"}).status_code
+            == 400
+        )
+        batches = [
+            [{"id": "a", "method": "GET", "url": "/me"}, {"id": "A", "method": "GET", "url": "/me"}],
+            [{"id": "a", "method": "GET", "url": "/me", "dependsOn": ["b"]}],
+            [{"id": "a", "method": "GET", "url": "/me", "dependsOn": 1}],
+        ]
+        for requests in batches:
+            assert http.post("/$batch", json={"requests": requests}).status_code == 400
+        untyped = [{"id": "1", "method": "POST", "url": "/chats", "body": {"chatType": "group"}}]
+        answer = http.post("/$batch", json={"requests": untyped}).json()["responses"][0]
+    assert answer["status"] == 400 and "Content-Type" in answer["body"]["error"]["message"]

@@ -26,8 +26,8 @@ from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.subscription import Subscription
 from msgraph.graph_service_client import GraphServiceClient
 
-from tests.devcloud.graph_sdk import as_user, odata_error, run
-from tests.devcloud_server import FABRIKAM, USERS, DevCloud, free_port
+from tests.devcloud.graph_sdk import CHAT_SCOPES, as_user, graph_client, odata_error, run
+from tests.devcloud_server import FABRIKAM, LITWARE_APP, USERS, DevCloud, free_port
 
 WAIT = 5.0
 
@@ -212,6 +212,13 @@ def only(notification: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
+def other_app(devcloud: DevCloud) -> GraphServiceClient:
+    """bob through Litware's app: Graph allows one subscription per app and chat, so a second
+    subscription on the same chat (a witness that a change was delivered) needs another app."""
+    body = {"user": USERS["bob"][1], "client_id": LITWARE_APP, "scopes": CHAT_SCOPES}
+    return graph_client(devcloud, str(devcloud.control("POST", "/tokens", json=body)["access_token"]))
+
+
 # Tests ---------------------------------------------------------------------------------------
 def test_a_subscription_is_validated_and_notified_of_created_updated_and_deleted_messages(
     devcloud: DevCloud, webhook: Webhook, chat_id: str
@@ -276,7 +283,9 @@ def test_a_subscription_is_told_only_of_the_change_types_it_asked_for(
 
     async def scenario() -> None:
         created_only = await subscribe(bob, subscription(webhook, chat_id, change_type="created"))
-        witness = await subscribe(bob, subscription(webhook, chat_id, change_type="updated", path="/witness"))
+        witness = await subscribe(
+            other_app(devcloud), subscription(webhook, chat_id, change_type="updated", path="/witness")
+        )
         message_id = say(devcloud, chat_id, "first")
         webhook.wait_for(1)
         devcloud.control("PATCH", f"/chats/{path_of(chat_id)}/messages/{message_id}", json={"content": "<p>x</p>"})
@@ -428,7 +437,8 @@ def test_reauthorization_required_pauses_notifications_until_reauthorized_and_re
     async def scenario() -> None:
         created = await subscribe(bob, subscription(webhook, chat_id, minutes=600, lifecycle=webhook.url("/lifecycle")))
         sub_id = str(created.id)
-        witness = await subscribe(bob, subscription(webhook, chat_id, path="/witness"))
+        litware = other_app(devcloud)
+        witness = await subscribe(litware, subscription(webhook, chat_id, path="/witness"))
         devcloud.control("POST", f"/subscriptions/{sub_id}/reauthorization-required")
         event = only(webhook.wait_for(1, "/lifecycle")[0])
         assert event["lifecycleEvent"] == "reauthorizationRequired"
@@ -456,6 +466,8 @@ def test_reauthorization_required_pauses_notifications_until_reauthorized_and_re
         status, code, _ = await error_of(bob.subscriptions.by_subscription_id(sub_id).get())
         assert (status, code) == (404, "ResourceNotFound")
         listed = await bob.subscriptions.get()
+        assert listed is not None and listed.value == []
+        listed = await litware.subscriptions.get()
         assert listed is not None and [s.id for s in listed.value or []] == [witness.id]
         after = say(devcloud, chat_id, "after removal")
         assert only(webhook.wait_for(3, "/witness")[2])["resourceData"]["id"] == after
@@ -482,8 +494,9 @@ def test_renewal_extends_a_subscription_and_expiry_or_deletion_ends_it(
         status, _, text = await error_of(item.patch(Subscription(expiration_date_time=in_minutes(4330))))
         assert (status, text) == (400, "Subscription expiration can only be 4320 minutes in the future.")
 
-        witness = await subscribe(bob, subscription(webhook, chat_id, path="/witness"))
-        witness_item = bob.subscriptions.by_subscription_id(str(witness.id))
+        litware = other_app(devcloud)
+        witness = await subscribe(litware, subscription(webhook, chat_id, path="/witness"))
+        witness_item = litware.subscriptions.by_subscription_id(str(witness.id))
         # Past an hour, a renewal needs a lifecycle URL, as a creation does.
         status, _, text = await error_of(witness_item.patch(Subscription(expiration_date_time=in_minutes(120))))
         assert status == 400 and "lifecycleNotificationUrl is a required property" in text
@@ -598,3 +611,15 @@ def test_a_percent_encoded_resource_and_a_new_notification_url(
     message_id = say(devcloud, chat_id, "over here")
     assert only(webhook.wait_for(1, "/moved")[0])["resourceData"]["id"] == message_id
     assert webhook.accepted("/notify") == []
+
+
+def test_one_subscription_per_app_and_chat(devcloud: DevCloud, webhook: Webhook, chat_id: str) -> None:
+    async def scenario() -> tuple[int, str, str]:
+        await subscribe(as_user(devcloud, "bob"), subscription(webhook, chat_id))
+        return await error_of(
+            as_user(devcloud, "alice").subscriptions.post(subscription(webhook, chat_id, path="/again"))
+        )
+
+    status, code, _ = run(scenario())
+    assert (status, code) == (403, "ExtensionError")
+    assert [p for p, _ in webhook.validations] == ["/notify"]
