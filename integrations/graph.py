@@ -86,7 +86,9 @@ def _from_odata(exc: ODataError) -> GraphError:
     return error_from(exc.response_status_code or 0, body, exc.response_headers)
 
 
-class _Token(AccessTokenProvider):
+class FixedToken(AccessTokenProvider):
+    """A bearer token acquired beforehand (msal, under the user's cache lock) for one job."""
+
     def __init__(self, token: str, host: str) -> None:
         self._token = token
         self._hosts = AllowedHostsValidator([host])
@@ -117,7 +119,7 @@ class GraphSession:
         base = httpx.AsyncClient(verify=_tls(), trust_env=False, timeout=httpx.Timeout(30, connect=10))
         http: httpx.AsyncClient = GraphClientFactory.create_with_default_middleware(client=base, options=options)
         host = urlsplit(settings.GRAPH_URL).hostname or "graph.microsoft.com"
-        adapter = GraphRequestAdapter(BaseBearerTokenAuthenticationProvider(_Token(token, host)), client=http)
+        adapter = GraphRequestAdapter(BaseBearerTokenAuthenticationProvider(FixedToken(token, host)), client=http)
         adapter.base_url = f"{settings.GRAPH_URL}/v1.0"
         return cls(GraphServiceClient(request_adapter=adapter), http)
 

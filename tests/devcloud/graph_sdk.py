@@ -8,17 +8,14 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
-from kiota_abstractions.authentication import (
-    AccessTokenProvider,
-    AllowedHostsValidator,
-    BaseBearerTokenAuthenticationProvider,
-)
+from kiota_abstractions.authentication import BaseBearerTokenAuthenticationProvider
 from kiota_http.middleware.options import RetryHandlerOption
 from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.graph_request_adapter import options as msgraph_options
 from msgraph_core import GraphClientFactory
 
+from integrations.graph import FixedToken
 from tests.devcloud.test_acs_identity import mint
 from tests.devcloud_server import DevCloud
 
@@ -28,18 +25,6 @@ CHAT_SCOPES = [
     "https://graph.microsoft.com/Chat.ReadWrite",
     "https://graph.microsoft.com/ChatMessage.Send",
 ]
-
-
-class FixedToken(AccessTokenProvider):
-    def __init__(self, token: str, host: str) -> None:
-        self.token = token
-        self.hosts = AllowedHostsValidator([host])
-
-    async def get_authorization_token(self, uri: str, additional_authentication_context: Any = None) -> str:
-        return self.token
-
-    def get_allowed_hosts_validator(self) -> AllowedHostsValidator:
-        return self.hosts
 
 
 def graph_client(devcloud: DevCloud, token: str, *, retries: int = 0) -> GraphServiceClient:
