@@ -130,3 +130,29 @@ def test_an_older_copy_never_overwrites_a_newer_one(bob: TenantUser, devcloud_se
     newest.refresh_from_db()
     assert newest.deleted_at is not None and newest.body == ""
     assert Message.objects.filter(chat=chat, graph_id=newest.graph_id).count() == 1
+
+
+def test_a_429_storm_is_ridden_out_without_a_request_before_retry_after(
+    bob: TenantUser, devcloud_settings: DevCloud
+) -> None:
+    storm = {"service": "graph", "path": "/v1.0/chats/", "status": 429, "retry_after": 1, "count": 6}
+    devcloud_settings.control("POST", "/faults", json=storm)
+    devcloud_settings.control("DELETE", "/requests")
+    state = chat_sync_member(member=bob)
+    assert state.status == ChatSyncState.Status.IDLE
+    assert mirror(bob) == expected(graph_truth(devcloud_settings, BOB))
+    log = [e for e in devcloud_settings.requests(service="graph") if "/messages" in e["path"]]
+    throttled = [e for e in log if e["status"] == 429]
+    assert len(throttled) == 6
+    for refusal in throttled:
+        chat = refusal["path"].split("/messages")[0]
+        later = [e for e in log if e["path"].startswith(chat) and e["time"] > refusal["time"]]
+        assert later and min(e["time"] for e in later) - refusal["time"] >= 1.0
+
+
+def test_a_429_without_retry_after_backs_off_with_jitter(bob: TenantUser, devcloud_settings: DevCloud) -> None:
+    storm = {"service": "graph", "path": "/v1.0/chats/", "status": 429, "count": 4}
+    devcloud_settings.control("POST", "/faults", json=storm)
+    state = chat_sync_member(member=bob)
+    assert state.status == ChatSyncState.Status.IDLE
+    assert mirror(bob) == expected(graph_truth(devcloud_settings, BOB))
