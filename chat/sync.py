@@ -25,6 +25,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import F
+from redis.exceptions import LockError
+from redis.lock import Lock
 
 from chat import services
 from chat.models import Chat, ChatSyncState
@@ -64,6 +66,7 @@ class Cursor:
 @dataclass
 class Progress:
     state: ChatSyncState
+    lease: Lock
     requests: int = 0
     http_requests: int = 0
     messages: int = 0
@@ -128,8 +131,8 @@ def chat_sync_member(*, member: TenantUser, full: bool = False, chat_ids: list[s
         _save(state, status=ChatSyncState.Status.STOPPED, stopped_reason="tenant_not_active")
         return state
     try:
-        with coordination.held(f"chat-sync:{member.pk}", timeout=settings.CHAT_SYNC_LOCK_SECONDS, wait=0):
-            _run(member, state, full=full, targets=set(chat_ids or ()))
+        with coordination.held(f"chat-sync:{member.pk}", timeout=settings.CHAT_SYNC_LOCK_SECONDS, wait=0) as lease:
+            _run(member, state, lease, full=full, targets=set(chat_ids or ()))
     except coordination.Busy:
         log.info("chat sync of member %s already running", member.pk)
     except SyncStopped as exc:
@@ -144,8 +147,8 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _run(member: TenantUser, state: ChatSyncState, *, full: bool, targets: set[str]) -> None:
-    progress = Progress(state)
+def _run(member: TenantUser, state: ChatSyncState, lease: Lock, *, full: bool, targets: set[str]) -> None:
+    progress = Progress(state, lease)
     _save(state, status=ChatSyncState.Status.RUNNING, started_at=_now(), chats_done=0, stopped_reason="", last_error="")
     with asyncio.Runner() as runner:
         session = graph.GraphSession.open(_token(member))
@@ -204,6 +207,10 @@ def _list_chats(
 
 def _round(runner: asyncio.Runner, session: graph.GraphSession, tenant: CustomerTenant, progress: Progress) -> None:
     """One round trip: the next page of up to 20 chats whose turn has come."""
+    try:
+        progress.lease.reacquire()  # still ours, for another CHAT_SYNC_LOCK_SECONDS
+    except LockError as exc:
+        raise SyncDeferred(settings.CHAT_SYNC_LOCK_SECONDS, "sync_lock_lost") from exc
     now = time.monotonic()
     ready = [c for c in progress.pending if c.not_before <= now][: graph.BATCH_LIMIT]
     if not ready:

@@ -33,7 +33,7 @@ def token_cache_context(member: TenantUser) -> str:
     return f"entra-token-cache:{member.tenant.tid}:{member.oid}"
 
 
-def _cache_lock(member: TenantUser) -> AbstractContextManager[None]:
+def _cache_lock(member: TenantUser) -> AbstractContextManager[object]:
     # Web requests wait for a worker's refresh at most as long as one outgoing call.
     return coordination.held(f"token-cache:{member.pk}", timeout=LOCK_TIMEOUT, wait=2 * settings.OUTBOUND_TIMEOUT)
 

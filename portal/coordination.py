@@ -75,17 +75,18 @@ class Busy(Exception):
 
 
 @contextmanager
-def held(name: str, *, timeout: float, wait: float) -> Iterator[None]:
+def held(name: str, *, timeout: float, wait: float) -> Iterator[Lock]:
     """Hold lock `name` for the block; raises Busy if it can't be had within `wait` s.
 
-    If the lock expired under a slow holder, releasing it is not an error: the block's own
-    result or exception is what counts.
+    Long work keeps a short `timeout` and renews it (`reacquire()`) as it goes, so that a
+    killed holder frees the lock soon. If the lock expired under a slow holder, releasing it
+    is not an error: the block's own result or exception is what counts.
     """
     acquired = lock(name, timeout=timeout, wait=wait)
     if not acquired.acquire():
         raise Busy(name)
     try:
-        yield
+        yield acquired
     finally:
         with suppress(LockNotOwnedError):
             acquired.release()

@@ -147,8 +147,9 @@ GRAPH_CHAT_RPS_PER_CHAT = env_float("GRAPH_CHAT_RPS_PER_CHAT", 0.9)
 GRAPH_MAX_WAIT_SECONDS = env_int("GRAPH_MAX_WAIT_SECONDS", 10)
 # 429s in a row for one chat before the whole sync backs off and is re-queued.
 GRAPH_MAX_THROTTLES_PER_CHAT = env_int("GRAPH_MAX_THROTTLES_PER_CHAT", 5)
-# One sync per user at a time; the lock expires after this long if its worker died.
-CHAT_SYNC_LOCK_SECONDS = env_int("CHAT_SYNC_LOCK_SECONDS", 900)
+# One sync per user at a time: its lock is renewed at every round trip and expires this long
+# after the last one if its worker died.
+CHAT_SYNC_LOCK_SECONDS = env_int("CHAT_SYNC_LOCK_SECONDS", 60)
 
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
