@@ -54,8 +54,7 @@ def chats_upsert(*, member: TenantUser, items: list[dict[str, Any]]) -> dict[str
         update_fields=["chat_type", "topic", "web_url", "last_updated_at", "last_message_at"],
     )
     chats = {c.graph_id: c for c in Chat.objects.filter(tenant=tenant, graph_id__in=[r.graph_id for r in rows])}
-    for item in items:
-        _members_replace(chats[item["id"]], item.get("members") or [])
+    _members_replace(tenant, {chats[item["id"]]: item.get("members") or [] for item in items})
     # Chats the member has left: his membership goes, the chat stays for the others.
     ChatMember.objects.filter(tenant=tenant, oid=member.oid).exclude(chat__graph_id__in=chats.keys()).delete()
     return chats
@@ -75,22 +74,28 @@ def _chat_row(tenant: CustomerTenant, item: dict[str, Any]) -> Chat:
     )
 
 
-def _members_replace(chat: Chat, members: list[dict[str, Any]]) -> None:
+def _members_replace(tenant: CustomerTenant, members_of: dict[Chat, list[dict[str, Any]]]) -> None:
+    """Every listed chat's members, as Graph listed them, in three queries whatever the chats."""
     rows = [
         ChatMember(
-            tenant_id=chat.tenant_id,
+            tenant=tenant,
             chat=chat,
             oid=m["userId"],
             display_name=m.get("displayName") or "",
             email=m.get("email") or "",
         )
+        for chat, members in members_of.items()
         for m in members
         if m.get("userId")
     ]
     ChatMember.objects.bulk_create(
         rows, update_conflicts=True, unique_fields=["tenant", "chat", "oid"], update_fields=["display_name", "email"]
     )
-    ChatMember.objects.filter(tenant_id=chat.tenant_id, chat=chat).exclude(oid__in=[r.oid for r in rows]).delete()
+    listed = {(r.chat.pk, str(r.oid)) for r in rows}
+    existing = ChatMember.objects.filter(tenant=tenant, chat__in=list(members_of)).values_list("pk", "chat_id", "oid")
+    gone = [pk for pk, chat_id, oid in existing if (chat_id, str(oid)) not in listed]
+    if gone:
+        ChatMember.objects.filter(tenant=tenant, pk__in=gone).delete()
 
 
 def _message_values(chat: Chat, item: dict[str, Any]) -> tuple[Any, ...]:

@@ -68,7 +68,6 @@ class Progress:
     state: ChatSyncState
     lease: Lock
     requests: int = 0
-    http_requests: int = 0
     messages: int = 0
     pending: list[Cursor] = field(default_factory=list)
 
@@ -197,7 +196,6 @@ def _list_chats(
     while True:
         page = runner.run(session.chats_page(next_link))
         progress.requests += 1
-        progress.http_requests += 1
         items += page.get("value", [])
         next_link = page.get("@odata.nextLink")
         if not next_link:
@@ -218,26 +216,9 @@ def _round(runner: asyncio.Runner, session: graph.GraphSession, tenant: Customer
         return
     time.sleep(max(_slot(tenant, c.chat) for c in ready))
     requests = [session.messages_request(c.chat.graph_id, c.since, c.next_link) for c in ready]
-    answers: list[tuple[int, dict[str, Any], dict[str, str]]]
-    if len(requests) == 1:
-        try:
-            answers = [
-                (200, runner.run(session.messages_page(ready[0].chat.graph_id, ready[0].since, ready[0].next_link)), {})
-            ]
-        except graph.GraphError as exc:
-            if exc.status not in (403, 404, 429):
-                raise
-            answers = [
-                (
-                    exc.status,
-                    {"error": {"code": exc.code}},
-                    {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else {},
-                )
-            ]
-    else:
-        answers = runner.run(session.batch(requests))
+    # Even a single page goes as a batch: one round trip either way, and one way to read answers.
+    answers = runner.run(session.batch(requests))
     progress.requests += len(ready)
-    progress.http_requests += 1
     for cursor, (status, body, headers) in zip(ready, answers, strict=True):
         _answer(cursor, status, body, headers, progress)
 
