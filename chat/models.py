@@ -38,6 +38,8 @@ class ChatMember(models.Model):
     oid = models.UUIDField()
     display_name = models.CharField(max_length=200, blank=True)
     email = models.CharField(max_length=320, blank=True)
+    # The portal's own: when this member last saw the thread (for the unread marker).
+    last_read_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "chat", "oid"], name="chat_member_unique")]
@@ -64,7 +66,10 @@ class Message(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "chat", "graph_id"], name="message_unique_graph_id")]
-        indexes = [models.Index(fields=["tenant", "chat", "-created_at", "-graph_id"], name="message_thread_order")]
+        indexes = [
+            models.Index(fields=["tenant", "chat", "-created_at", "-graph_id"], name="message_thread_order"),
+            models.Index(fields=["tenant", "chat", "last_modified_at"], name="message_changes"),
+        ]
 
     def __str__(self) -> str:
         return self.graph_id
@@ -95,3 +100,41 @@ class ChatSyncState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id}: {self.status}"
+
+
+class GraphSubscription(models.Model):
+    """A Graph change-notification subscription to one chat's messages (Graph allows one per app
+    and chat), created with the delegated token of `owner`, a member of the chat.
+
+    `client_state_hash` is the SHA-256 of the secret `clientState` Graph echoes in every
+    notification; the secret itself is never stored.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        REAUTHORIZE = "reauthorize", "Needs reauthorization"
+
+    tenant = models.ForeignKey(CustomerTenant, on_delete=models.CASCADE, related_name="+")
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="subscriptions")
+    owner = models.ForeignKey(TenantUser, on_delete=models.CASCADE, related_name="graph_subscriptions")
+    graph_id = models.CharField(max_length=100)
+    client_state_hash = models.CharField(max_length=64)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    renewed_at = models.DateTimeField(null=True, blank=True)
+    last_notified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "chat"], name="graph_subscription_one_per_chat"),
+            models.UniqueConstraint(fields=["tenant", "graph_id"], name="graph_subscription_unique_id"),
+        ]
+        indexes = [
+            # Notifications name the subscription (and the tenant) only.
+            models.Index(fields=["graph_id"], name="graph_subscription_by_id"),
+            models.Index(fields=["expires_at"], name="graph_subscription_expiry"),
+        ]
+
+    def __str__(self) -> str:
+        return self.graph_id

@@ -135,6 +135,13 @@ def _upsert_sql(rows: int) -> str:
     )
 
 
+def _last_message_advance(chat: Chat, newest: dt.datetime) -> None:
+    """The chat list orders by the newest message: a change notification may be the first to see it."""
+    Chat.objects.filter(pk=chat.pk, tenant_id=chat.tenant_id).exclude(last_message_at__gte=newest).update(
+        last_message_at=newest
+    )
+
+
 def messages_upsert(*, chat: Chat, items: Iterable[dict[str, Any]], watermark: dt.datetime | None = None) -> int:
     """Upsert one page of Graph messages; with `watermark`, advance the chat's in the same transaction."""
     values = [_message_values(chat, item) for item in items]
@@ -142,6 +149,7 @@ def messages_upsert(*, chat: Chat, items: Iterable[dict[str, Any]], watermark: d
         if values:
             with connection.cursor() as cursor:
                 cursor.execute(_upsert_sql(len(values)), [v for row in values for v in row])
+            _last_message_advance(chat, max(row[9] for row in values))
         if watermark is not None:
             Chat.objects.filter(pk=chat.pk, tenant_id=chat.tenant_id).exclude(watermark__gte=watermark).update(
                 watermark=watermark, synced_at=dt.datetime.now(dt.UTC)

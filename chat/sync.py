@@ -28,8 +28,8 @@ from django.db.models import F
 from redis.exceptions import LockError
 from redis.lock import Lock
 
-from chat import services
-from chat.models import Chat, ChatSyncState
+from chat import live, services
+from chat.models import Chat, ChatSyncState, Message
 from identity import services as identity_services
 from integrations import entra, graph
 from portal import coordination
@@ -123,21 +123,33 @@ def _save(state: ChatSyncState, **values: Any) -> None:
     state.save(update_fields=list(values))
 
 
-def chat_sync_member(*, member: TenantUser, full: bool = False, chat_ids: list[str] | None = None) -> ChatSyncState:
-    """Sync one member's chats (all that changed; `full`: every chat; `chat_ids`: those too)."""
+def chat_sync_member(
+    *, member: TenantUser, full: bool = False, chat_ids: list[str] | None = None, only: bool = False
+) -> ChatSyncState:
+    """Sync one member's chats (all that changed; `full`: every chat; `chat_ids`: those too).
+
+    With `only`, just the chats `chat_ids` (a change notification named them): their chat list
+    is not read again, and if the member's sync is running the caller is asked to retry, since
+    the running sync may have read those chats before the change.
+    """
     state = _state(member)
     if member.tenant.status != CustomerTenant.Status.ACTIVE:
         _save(state, status=ChatSyncState.Status.STOPPED, stopped_reason="tenant_not_active")
+        live.publish_progress(state)
         return state
     try:
         with coordination.held(f"chat-sync:{member.pk}", timeout=settings.CHAT_SYNC_LOCK_SECONDS, wait=0) as lease:
-            _run(member, state, lease, full=full, targets=set(chat_ids or ()))
+            _run(member, state, lease, full=full, targets=set(chat_ids or ()), only=only)
     except coordination.Busy:
         log.info("chat sync of member %s already running", member.pk)
+        if only:
+            raise SyncDeferred(2, "sync_running") from None
     except SyncStopped as exc:
         _save(state, status=ChatSyncState.Status.STOPPED, stopped_reason=str(exc), finished_at=_now())
+        live.publish_progress(state)
     except SyncDeferred as exc:
         _save(state, status=ChatSyncState.Status.RETRYING, last_error=exc.reason[:500], finished_at=_now())
+        live.publish_progress(state)
         raise
     return state
 
@@ -146,13 +158,17 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _run(member: TenantUser, state: ChatSyncState, lease: Lock, *, full: bool, targets: set[str]) -> None:
+def _run(member: TenantUser, state: ChatSyncState, lease: Lock, *, full: bool, targets: set[str], only: bool) -> None:
     progress = Progress(state, lease)
     _save(state, status=ChatSyncState.Status.RUNNING, started_at=_now(), chats_done=0, stopped_reason="", last_error="")
+    live.publish_progress(state)
     with asyncio.Runner() as runner:
         session = graph.GraphSession.open(_token(member))
         try:
-            chats = _list_chats(runner, session, member, progress)
+            if only:
+                chats = list(Chat.objects.filter(tenant=member.tenant, members__oid=member.oid, graph_id__in=targets))
+            else:
+                chats = _list_chats(runner, session, member, progress)
             progress.pending = [
                 Cursor(chat, services.graph_time(chat.watermark) if chat.watermark else None)
                 for chat in chats
@@ -173,6 +189,7 @@ def _run(member: TenantUser, state: ChatSyncState, lease: Lock, *, full: bool, t
         requests_made=F("requests_made") + progress.requests,
     )
     state.refresh_from_db(fields=["requests_made", "chats_done", "messages_synced"])
+    live.publish_progress(state)
 
 
 def _changed(chat: Chat) -> bool:
@@ -200,7 +217,25 @@ def _list_chats(
         next_link = page.get("@odata.nextLink")
         if not next_link:
             break
+    for item in items:
+        if len(item.get("members") or []) >= graph.EXPANDED_MEMBERS_LIMIT:
+            item["members"] = _all_members(runner, session, item["id"], progress)
     return list(services.chats_upsert(member=member, items=items).values())
+
+
+def _all_members(
+    runner: asyncio.Runner, session: graph.GraphSession, chat_id: str, progress: Progress
+) -> list[dict[str, Any]]:
+    """Every member of a large chat: `$expand=members` stops at 25."""
+    members: list[dict[str, Any]] = []
+    next_link = None
+    while True:
+        page = runner.run(session.members_page(chat_id, next_link))
+        progress.requests += 1
+        members += page.get("value", [])
+        next_link = page.get("@odata.nextLink")
+        if not next_link:
+            return members
 
 
 def _round(runner: asyncio.Runner, session: graph.GraphSession, tenant: CustomerTenant, progress: Progress) -> None:
@@ -221,6 +256,8 @@ def _round(runner: asyncio.Runner, session: graph.GraphSession, tenant: Customer
     progress.requests += len(ready)
     for cursor, (status, body, headers) in zip(ready, answers, strict=True):
         _answer(cursor, status, body, headers, progress)
+    progress.state.refresh_from_db(fields=["chats_done", "chats_total", "messages_synced"])
+    live.publish_progress(progress.state)
 
 
 def _answer(cursor: Cursor, status: int, body: dict[str, Any], headers: dict[str, str], progress: Progress) -> None:
@@ -250,6 +287,17 @@ def _page(cursor: Cursor, body: dict[str, Any], progress: Progress) -> None:
     cursor.next_link = body.get("@odata.nextLink")
     done = cursor.next_link is None
     count = services.messages_upsert(chat=cursor.chat, items=items, watermark=cursor.newest if done else None)
+    if cursor.since is not None and items:
+        # Changes to a chat already mirrored: open threads show them. (A first sync shows progress.)
+        ids = [item["id"] for item in items]
+        live.publish_messages(
+            cursor.chat,
+            Message.objects.filter(tenant_id=cursor.chat.tenant_id, chat=cursor.chat, graph_id__in=ids).order_by(
+                "created_at", "graph_id"
+            ),
+        )
+    elif done:
+        live.publish_chats([cursor.chat])
     cursor.messages += count
     progress.messages += count
     cursor.throttles = 0

@@ -9,6 +9,7 @@ Returns plain dicts in Graph's shape and raises GraphError; knows nothing of the
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import ssl
 from dataclasses import dataclass
@@ -28,10 +29,14 @@ from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
 from kiota_http.middleware.options import RetryHandlerOption
 from msgraph.generated.chats.item.messages.messages_request_builder import MessagesRequestBuilder
+from msgraph.generated.models.aad_user_conversation_member import AadUserConversationMember
 from msgraph.generated.models.body_type import BodyType
+from msgraph.generated.models.chat import Chat
 from msgraph.generated.models.chat_message import ChatMessage
+from msgraph.generated.models.chat_type import ChatType
 from msgraph.generated.models.item_body import ItemBody
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.models.subscription import Subscription
 from msgraph.generated.users.item.chats.chats_request_builder import ChatsRequestBuilder
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_request_adapter import options as msgraph_options
@@ -45,6 +50,7 @@ CHAT_SCOPES = [
 PREFER_ENUMS = "include-unknown-enum-members"
 PAGE_SIZE = 50
 BATCH_LIMIT = 20
+EXPANDED_MEMBERS_LIMIT = 25  # `$expand=members` lists at most this many
 ERRORS: dict[str, Any] = {"XXX": ODataError}
 
 
@@ -163,6 +169,12 @@ class GraphSession:
         info: RequestInformation = builder.to_get_request_information(RequestConfiguration(query_parameters=query))
         return _with_enums(info)
 
+    async def members_page(self, chat_id: str, next_link: str | None = None) -> dict[str, Any]:
+        """One page of a chat's members (`$expand=members` lists at most 25)."""
+        builder = self._at(self.client.chats.by_chat_id(chat_id).members, next_link)
+        page: dict[str, Any] = await self._json(builder.to_get_request_information())
+        return page
+
     async def messages_page(self, chat_id: str, since: str | None, next_link: str | None = None) -> dict[str, Any]:
         page: dict[str, Any] = await self._json(self.messages_request(chat_id, since, next_link))
         return page
@@ -191,6 +203,53 @@ class GraphSession:
         info = self.client.chats.by_chat_id(chat_id).messages.to_post_request_information(body)
         message: dict[str, Any] = await self._json(info)
         return message
+
+    async def create_chat(self, *, creator: str, members: list[str], topic: str = "") -> dict[str, Any]:
+        """A one-on-one chat with one other member (Graph answers the pair's existing chat), or a group."""
+        users = [creator, *members]
+        chat = Chat(
+            chat_type=ChatType.Group if len(users) > 2 or topic else ChatType.OneOnOne,
+            topic=topic or None,
+            members=[
+                AadUserConversationMember(
+                    roles=["owner"],
+                    additional_data={"user@odata.bind": f"{settings.GRAPH_URL}/v1.0/users('{oid}')"},
+                )
+                for oid in users
+            ],
+        )
+        created: dict[str, Any] = await self._json(self.client.chats.to_post_request_information(chat))
+        return created
+
+    # change notifications ------------------------------------------------------------------
+    async def subscribe_chat_messages(
+        self, *, chat_id: str, notification_url: str, lifecycle_url: str, client_state: str, expires: dt.datetime
+    ) -> dict[str, Any]:
+        """Created, updated and deleted messages of one chat, notified to `notification_url`."""
+        subscription = Subscription(
+            change_type="created,updated,deleted",
+            resource=f"/chats/{chat_id}/messages",
+            notification_url=notification_url,
+            lifecycle_notification_url=lifecycle_url,
+            client_state=client_state,
+            expiration_date_time=expires,
+        )
+        created: dict[str, Any] = await self._json(self.client.subscriptions.to_post_request_information(subscription))
+        return created
+
+    async def renew_subscription(self, subscription_id: str, *, expires: dt.datetime) -> dict[str, Any]:
+        builder = self.client.subscriptions.by_subscription_id(subscription_id)
+        renewed: dict[str, Any] = await self._json(
+            builder.to_patch_request_information(Subscription(expiration_date_time=expires))
+        )
+        return renewed
+
+    async def reauthorize_subscription(self, subscription_id: str) -> None:
+        builder = self.client.subscriptions.by_subscription_id(subscription_id).reauthorize
+        await self._json(builder.to_post_request_information())
+
+    async def delete_subscription(self, subscription_id: str) -> None:
+        await self._json(self.client.subscriptions.by_subscription_id(subscription_id).to_delete_request_information())
 
 
 def _with_enums(info: RequestInformation) -> RequestInformation:

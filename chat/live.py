@@ -1,0 +1,93 @@
+"""Live updates: what the sync and the composer changed, to every open tab of each member concerned.
+
+One channel-layer group per portal user (`chat-user-<tenant user id>`); the websocket consumer
+joins it. Events carry what the page needs to redraw (messages already rendered safe), so the
+browser asks nothing back; after a reconnect it catches up over HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from chat.models import Chat, ChatMember, ChatSyncState, Message
+from chat.render import message_payload
+from tenants.models import TenantUser
+
+log = logging.getLogger(__name__)
+
+
+def group_name(member_id: int) -> str:
+    return f"chat-user-{member_id}"
+
+
+def _portal_members(chat: Chat) -> list[tuple[int, str]]:
+    """(tenant user id, oid) of the chat's members who use the portal."""
+    oids = ChatMember.objects.filter(tenant_id=chat.tenant_id, chat=chat).values("oid")
+    return [
+        (pk, str(oid))
+        for pk, oid in TenantUser.objects.filter(tenant_id=chat.tenant_id, oid__in=oids).values_list("pk", "oid")
+    ]
+
+
+async def send_events(events: list[tuple[int, dict[str, Any]]]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for member_id, event in events:
+        await layer.group_send(group_name(member_id), {"type": "chat.event", "event": event})
+
+
+def _send(events: list[tuple[int, dict[str, Any]]]) -> None:
+    """Best effort: a page that misses an event catches up when it reconnects or reloads."""
+    if not events:
+        return
+    try:
+        async_to_sync(send_events)(events)
+    except Exception:  # the channel layer (Redis) is down: the mirror is right, pages catch up
+        log.warning("live update of %d events not delivered", len(events), exc_info=True)
+
+
+def message_events(chat: Chat, messages: Iterable[Message]) -> list[tuple[int, dict[str, Any]]]:
+    rows = list(messages)
+    if not rows:
+        return []
+    return [
+        (member_id, {"type": "messages", "chat": chat.pk, "messages": [message_payload(m, me=oid) for m in rows]})
+        for member_id, oid in _portal_members(chat)
+    ]
+
+
+def chats_events(chats: Iterable[Chat]) -> list[tuple[int, dict[str, Any]]]:
+    """'This chat changed' (new, renamed, new activity): the list reloads its entry."""
+    return [(member_id, {"type": "chat", "chat": chat.pk}) for chat in chats for member_id, _ in _portal_members(chat)]
+
+
+def publish_messages(chat: Chat, messages: Iterable[Message]) -> None:
+    _send(message_events(chat, messages) + chats_events([chat]))
+
+
+def publish_chats(chats: Iterable[Chat]) -> None:
+    _send(chats_events(chats))
+
+
+def progress_event(state: ChatSyncState) -> tuple[int, dict[str, Any]]:
+    return (
+        state.member_id,
+        {
+            "type": "sync",
+            "status": state.status,
+            "chats_done": state.chats_done,
+            "chats_total": state.chats_total,
+            "messages": state.messages_synced,
+            "reason": state.stopped_reason,
+        },
+    )
+
+
+def publish_progress(state: ChatSyncState) -> None:
+    _send([progress_event(state)])
