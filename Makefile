@@ -48,6 +48,7 @@ test: lint typecheck pytest
 bench: $(VENV)/.dev
 	$(BIN)/python bench/acs_token.py
 	$(BIN)/python bench/graph_tenant.py --with-limits
+	$(BIN)/python bench/chat_sync.py
 
 clean:
 	rm -rf $(VENV) node_modules static/dist var

@@ -40,3 +40,15 @@ def test_the_graph_tenant_benchmark_pages_through_everything() -> None:
     assert figures["messages"] >= 4 * 120
     assert figures["page_request_ratio"] == 1.0
     assert figures["page_vs_bare_ratio"] > 0
+
+
+def test_the_chat_sync_benchmark_reads_the_minimum_and_only_what_changed() -> None:
+    figures = run_bench("chat_sync.py", "--chats", "8", "--messages", "120", "--users", "4", "--rounds", "1")
+    # bob's 4 demo chats and the 8 generated ones: one chat-list page.
+    assert figures["chats"] == 12
+    assert figures["graph_requests"] == figures["graph_min_requests"]
+    assert figures["graph_request_ratio"] == 1.0
+    assert figures["nochange_requests"] == 1
+    assert figures["changed_chats"] == 10
+    assert figures["ten_changed_requests"] == 1 + 10
+    assert figures["upsert_vs_copy_ratio"] > 0
