@@ -43,8 +43,11 @@ def graph_time(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def chats_upsert(*, member: TenantUser, items: list[dict[str, Any]]) -> dict[str, Chat]:
-    """The member's chats as Graph listed them (with members), by Graph id; memberships follow."""
+def chats_upsert(*, member: TenantUser, items: list[dict[str, Any]], complete: bool = True) -> dict[str, Chat]:
+    """The member's chats as Graph listed them (with members), by Graph id; memberships follow.
+
+    `complete`: `items` are all his chats, so he has left any other (a new chat is not complete).
+    """
     tenant = member.tenant
     rows = [_chat_row(tenant, item) for item in items]
     Chat.objects.bulk_create(
@@ -55,6 +58,8 @@ def chats_upsert(*, member: TenantUser, items: list[dict[str, Any]]) -> dict[str
     )
     chats = {c.graph_id: c for c in Chat.objects.filter(tenant=tenant, graph_id__in=[r.graph_id for r in rows])}
     _members_replace(tenant, {chats[item["id"]]: item.get("members") or [] for item in items})
+    if not complete:
+        return chats
     # Chats the member has left: his membership goes, the chat stays for the others.
     ChatMember.objects.filter(tenant=tenant, oid=member.oid).exclude(chat__graph_id__in=chats.keys()).delete()
     return chats
@@ -155,3 +160,10 @@ def messages_upsert(*, chat: Chat, items: Iterable[dict[str, Any]], watermark: d
                 watermark=watermark, synced_at=dt.datetime.now(dt.UTC)
             )
     return len(values)
+
+
+# what users do in the browser ------------------------------------------------------------------
+def chat_mark_read(*, member: TenantUser, chat: Chat) -> None:
+    ChatMember.objects.filter(tenant=member.tenant, chat=chat, oid=member.oid).update(
+        last_read_at=dt.datetime.now(dt.UTC)
+    )

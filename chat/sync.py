@@ -97,7 +97,8 @@ def _slot(tenant: CustomerTenant, chat: Chat | None) -> float:
     return worst
 
 
-def _token(member: TenantUser) -> str:
+def member_token(member: TenantUser) -> str:
+    """The member's Graph token for chats; SyncStopped or SyncDeferred say why there is none."""
     try:
         token = identity_services.entra_token_for_user(member=member, scopes=graph.CHAT_SCOPES, min_valid_seconds=900)
     except entra.EntraError as exc:
@@ -110,6 +111,9 @@ def _token(member: TenantUser) -> str:
             raise SyncDeferred(30, "entra_unavailable") from exc
         raise SyncStopped("sign_in_again") from exc
     return token.access_token
+
+
+_token = member_token
 
 
 def _state(member: TenantUser) -> ChatSyncState:
@@ -163,7 +167,7 @@ def _run(member: TenantUser, state: ChatSyncState, lease: Lock, *, full: bool, t
     _save(state, status=ChatSyncState.Status.RUNNING, started_at=_now(), chats_done=0, stopped_reason="", last_error="")
     live.publish_progress(state)
     with asyncio.Runner() as runner:
-        session = graph.GraphSession.open(_token(member))
+        session = graph.GraphSession.open(member_token(member))
         try:
             if only:
                 chats = list(Chat.objects.filter(tenant=member.tenant, members__oid=member.oid, graph_id__in=targets))

@@ -6,12 +6,14 @@ import secrets
 
 from allauth.account.utils import perform_login
 from django.contrib.auth.models import User
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from chat.tasks import sync_member_chats
 from identity import services as identity_services
 from identity.id_tokens import IdTokenClaims, InvalidIdToken, validate_id_token
 from integrations import entra
@@ -105,6 +107,8 @@ def _sign_in(
         return refused(request, vendor=vendor, reason=exc.reason)
     # The refresh token from this sign-in serves later token requests (ACS, Graph), web and workers.
     identity_services.token_cache_seed(member=member, serialized=token_cache)
+    # His chats are mirrored by the time he opens them (a stopped sync starts again).
+    transaction.on_commit(lambda: sync_member_chats.delay(member.pk))
     return _login(request, member.user, next_url or reverse("home"))
 
 

@@ -2,4 +2,6 @@
 
 from typing import Any
 
-websocket_urlpatterns: list[Any] = []
+from chat.routing import websocket_urlpatterns as chat_websockets
+
+websocket_urlpatterns: list[Any] = [*chat_websockets]

@@ -9,5 +9,6 @@ urlpatterns = [
     path("accounts/", include("allauth.account.urls")),
     path("admin/", admin.site.urls),
     path("", include("identity.urls")),
+    path("", include("chat.urls")),
     path("", include("tenants.urls")),
 ]

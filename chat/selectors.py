@@ -1,0 +1,146 @@
+"""Reads of the mirror, always through the signed-in member: his chats, a thread, its changes.
+
+`access_chat` is the one way to a chat by id: "does not exist" and "not yours" (another tenant,
+or a chat the member is not in) are the same 404.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.http import Http404
+
+from chat.models import Chat, ChatMember, ChatSyncState, Message
+from chat.render import chat_title, plain_text
+from tenants.models import TenantUser
+
+PAGE_SIZE = 50
+CHATS_PAGE_SIZE = 50
+CHANGES_LIMIT = 200
+PEOPLE_LIMIT = 20
+
+
+def access_chat(*, member: TenantUser, chat_id: int) -> Chat:
+    chat = Chat.objects.filter(pk=chat_id, tenant=member.tenant, members__oid=member.oid).first()
+    if chat is None:
+        raise Http404("No such chat")
+    return chat
+
+
+@dataclass(frozen=True)
+class ChatEntry:
+    """One line of the chat list."""
+
+    chat: Chat
+    title: str
+    preview: str
+    at: dt.datetime | None
+    unread: bool
+
+
+def _latest(field: str) -> Subquery:
+    newest = Message.objects.filter(
+        tenant=OuterRef("tenant"), chat=OuterRef("pk"), deleted_at__isnull=True, message_type="message"
+    ).order_by("-created_at", "-graph_id")
+    return Subquery(newest.values(field)[:1])
+
+
+def member_chats(*, member: TenantUser, page: int = 1) -> tuple[list[ChatEntry], bool]:
+    """The member's chats, latest activity first, a page at a time; and whether more follow."""
+    mine = ChatMember.objects.filter(tenant=member.tenant, chat=OuterRef("pk"), oid=member.oid)
+    others = ChatMember.objects.filter(tenant=member.tenant).exclude(oid=member.oid).order_by("display_name", "oid")
+    chats = (
+        Chat.objects.filter(tenant=member.tenant, members__oid=member.oid)
+        .annotate(
+            read_at=Subquery(mine.values("last_read_at")[:1]),
+            preview_body=_latest("body"),
+            preview_type=_latest("body_type"),
+            preview_sender=_latest("sender_oid"),
+            preview_name=_latest("sender_name"),
+        )
+        .prefetch_related(Prefetch("members", queryset=others, to_attr="others"))
+        .order_by("-last_message_at", "-created_at", "-pk")
+    )
+    start = (max(1, page) - 1) * CHATS_PAGE_SIZE
+    rows = list(chats[start : start + CHATS_PAGE_SIZE + 1])
+    return [_entry(chat, member) for chat in rows[:CHATS_PAGE_SIZE]], len(rows) > CHATS_PAGE_SIZE
+
+
+def _entry(chat: Chat, member: TenantUser) -> ChatEntry:
+    names = [m.display_name or m.email or "Someone" for m in chat.others]  # type: ignore[attr-defined]
+    body = chat.preview_body  # type: ignore[attr-defined]
+    preview = ""
+    if body is not None:
+        text = plain_text(body, chat.preview_type)  # type: ignore[attr-defined]
+        sender = chat.preview_sender  # type: ignore[attr-defined]
+        who = "You" if sender is not None and sender == member.oid else chat.preview_name  # type: ignore[attr-defined]
+        preview = f"{who}: {text}" if who else text
+    read_at = chat.read_at  # type: ignore[attr-defined]
+    unread = chat.last_message_at is not None and (read_at is None or chat.last_message_at > read_at)
+    return ChatEntry(chat, chat_title(chat, names=names), preview, chat.last_message_at, unread)
+
+
+def chat_entry(*, member: TenantUser, chat: Chat) -> ChatEntry:
+    """The list line of one chat (the thread's header uses its title)."""
+    names = [
+        m.display_name or m.email or "Someone"
+        for m in ChatMember.objects.filter(tenant=member.tenant, chat=chat).exclude(oid=member.oid)
+    ]
+    return ChatEntry(chat, chat_title(chat, names=names), "", chat.last_message_at, False)
+
+
+def chat_members(*, chat: Chat) -> QuerySet[ChatMember]:
+    return ChatMember.objects.filter(tenant_id=chat.tenant_id, chat=chat).order_by("display_name", "oid")
+
+
+def thread_page(*, chat: Chat, before: tuple[dt.datetime, str] | None = None) -> tuple[list[Message], bool]:
+    """A page of the thread, oldest first, ending before `before` (created, id) or at the newest."""
+    messages = Message.objects.filter(tenant_id=chat.tenant_id, chat=chat)
+    if before is not None:
+        at, graph_id = before
+        messages = messages.filter(Q(created_at__lt=at) | Q(created_at=at, graph_id__lt=graph_id))
+    rows = list(messages.order_by("-created_at", "-graph_id")[: PAGE_SIZE + 1])
+    return list(reversed(rows[:PAGE_SIZE])), len(rows) > PAGE_SIZE
+
+
+def thread_changes(*, chat: Chat, since: dt.datetime) -> list[Message]:
+    """What changed in the thread after `since` (a reconnecting page catches up), oldest change first."""
+    messages = Message.objects.filter(tenant_id=chat.tenant_id, chat=chat, last_modified_at__gt=since)
+    return list(messages.order_by("last_modified_at", "graph_id")[:CHANGES_LIMIT])
+
+
+@dataclass(frozen=True)
+class Person:
+    oid: str
+    name: str
+    email: str
+
+
+def tenant_people(*, member: TenantUser, query: str = "") -> list[Person]:
+    """People of the member's organization the portal knows: its users and the members of mirrored chats."""
+    users = TenantUser.objects.filter(tenant=member.tenant).exclude(oid=member.oid)
+    members = ChatMember.objects.filter(tenant=member.tenant).exclude(oid=member.oid)
+    if query:
+        users = users.filter(Q(display_name__icontains=query) | Q(upn__icontains=query))
+        members = members.filter(Q(display_name__icontains=query) | Q(email__icontains=query))
+    found: dict[str, Person] = {}
+    for oid, name, email in users.order_by("display_name").values_list("oid", "display_name", "upn")[:PEOPLE_LIMIT]:
+        found[str(oid)] = Person(str(oid), name or email, email)
+    rows = members.order_by("display_name").values_list("oid", "display_name", "email").distinct()
+    for oid, name, email in rows[: PEOPLE_LIMIT * 2]:
+        found.setdefault(str(oid), Person(str(oid), name or email, email))
+    return sorted(found.values(), key=lambda p: (p.name.lower(), p.oid))[:PEOPLE_LIMIT]
+
+
+def person_known(*, member: TenantUser, oid: str) -> bool:
+    """Whether `oid` is someone of the member's own organization (never a guess across tenants)."""
+    return (
+        TenantUser.objects.filter(tenant=member.tenant, oid=oid).exists()
+        or ChatMember.objects.filter(tenant=member.tenant, oid=oid).exists()
+    )
+
+
+def sync_state(*, member: TenantUser) -> ChatSyncState | None:
+    return ChatSyncState.objects.filter(member=member, tenant=member.tenant).first()

@@ -1,0 +1,134 @@
+"""What a user does through Graph from the browser, as himself: send a message, start a chat.
+
+Both run in the web request (the user waits for Graph's answer, a second or so) and land in the
+mirror at once, so the sender's other tabs and the other members see them without waiting for a
+sync. Sending shares Graph's chat-message limits with the sync (the same Redis buckets); when
+Graph or the buckets say "wait", the browser is told how long and keeps the text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from django.conf import settings
+
+from chat import live, services, sync
+from chat.models import Chat, Message
+from chat.render import html_from_text
+from integrations import graph
+from portal import coordination
+from tenants.models import TenantUser
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+SEND_MAX_WAIT_SECONDS = 3.0
+
+
+class ActionFailed(Exception):
+    """Graph did not do it; `status` and `reason` for the browser, `retry_after` when waiting helps."""
+
+    def __init__(self, status: int, reason: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.retry_after = retry_after
+
+
+STOPPED_MESSAGES = {
+    "consent_revoked": "Your organization's consent was revoked. An administrator must grant it again.",
+    "sign_in_again": "Your Microsoft sign-in has expired. Sign in again to send.",
+}
+
+
+def _as_user(member: TenantUser, call: Callable[[graph.GraphSession], Awaitable[T]]) -> T:
+    """Run one Graph call with the member's own token; Graph's and Entra's refusals made plain."""
+    try:
+        token = sync.member_token(member)
+    except sync.SyncStopped as exc:
+        status = 403 if str(exc) == "consent_revoked" else 401
+        raise ActionFailed(status, str(exc), STOPPED_MESSAGES.get(str(exc), "Sign in again.")) from exc
+    except sync.SyncDeferred as exc:
+        raise ActionFailed(503, exc.reason, "Microsoft sign-in is not answering. Try again.", exc.countdown) from exc
+
+    async def run() -> T:
+        session = graph.GraphSession.open(token)
+        try:
+            return await call(session)
+        finally:
+            await session.aclose()
+
+    try:
+        return asyncio.run(run())
+    except graph.GraphError as exc:
+        raise _failure(exc) from exc
+
+
+def _failure(exc: graph.GraphError) -> ActionFailed:
+    if exc.throttled:
+        wait = sync.backoff(1, exc.retry_after)
+        return ActionFailed(429, "graph_throttled", "Teams is busy. Sending again shortly.", wait)
+    if exc.transient:
+        return ActionFailed(503, "graph_unavailable", "Teams did not answer. Try again.", exc.retry_after)
+    if exc.status == 413:
+        return ActionFailed(413, "too_long", "This message is too long for Teams.")
+    if exc.status in (403, 404):
+        return ActionFailed(403, "not_in_chat", "You are no longer a member of this chat.")
+    log.warning("Graph refused a user action: %s %s", exc.status, exc.code)
+    return ActionFailed(400, "refused", f"Teams refused it: {exc.message or exc.code}")
+
+
+def _send_slot(member: TenantUser, chat: Chat) -> None:
+    """Wait for our turn under Graph's chat-message limits (shared with the sync), or say how long."""
+    tenant = member.tenant
+    buckets = [
+        (f"graph-tenant:{tenant.vendor_id}:{tenant.tid}", settings.GRAPH_CHAT_RPS_PER_TENANT),
+        (f"graph-app:{tenant.vendor_id}", settings.GRAPH_CHAT_RPS_PER_APP),
+        (f"graph-chat:{tenant.vendor_id}:{chat.graph_id}", settings.GRAPH_CHAT_RPS_PER_CHAT),
+    ]
+    waits = [
+        coordination.bucket_take(name, rate=rate, burst=1, max_wait=SEND_MAX_WAIT_SECONDS) for name, rate in buckets
+    ]
+    worst = max(waits)
+    if worst > SEND_MAX_WAIT_SECONDS:
+        raise ActionFailed(429, "busy", "Teams is busy. Sending again shortly.", worst)
+    time.sleep(worst)
+
+
+def message_send(*, member: TenantUser, chat: Chat, text: str) -> Message:
+    """Send `text` to the chat as the member; the message is mirrored and shown live."""
+    html = html_from_text(text)
+    for attempt in range(2):
+        _send_slot(member, chat)
+        try:
+            item: dict[str, Any] = _as_user(member, lambda g: g.send_message(chat.graph_id, html))
+            break
+        except ActionFailed as exc:
+            # One short wait here (the buckets reserve a turn, Graph counts arrivals); longer
+            # ones go back to the browser, which keeps the text and sends again.
+            short = exc.retry_after is not None and exc.retry_after <= SEND_MAX_WAIT_SECONDS
+            if exc.status != 429 or not short or attempt:
+                raise
+            time.sleep(exc.retry_after or 0)
+    services.messages_upsert(chat=chat, items=[item])
+    message = Message.objects.get(tenant_id=chat.tenant_id, chat=chat, graph_id=item["id"])
+    live.publish_messages(chat, [message])
+    return message
+
+
+def chat_create(*, member: TenantUser, oids: list[str], topic: str = "") -> Chat:
+    """A chat with these people (of the member's tenant), created in Teams; a one-on-one may exist already."""
+
+    async def create(session: graph.GraphSession) -> dict[str, Any]:
+        created = await session.create_chat(creator=str(member.oid), members=oids, topic=topic)
+        members = await session.members_page(created["id"])
+        return {**created, "members": members.get("value", [])}
+
+    item = _as_user(member, create)
+    chat = services.chats_upsert(member=member, items=[item], complete=False)[item["id"]]
+    live.publish_chats([chat])
+    return chat

@@ -1,0 +1,285 @@
+"""The chat pages and their JSON endpoints; every chat is reached through `access_chat`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from chat import selectors, sending, services
+from chat.models import Chat, ChatSyncState
+from chat.render import message_payload
+from chat.routing import SOCKET_PATH
+from chat.tasks import sync_member_chats
+from tenants import selectors as tenant_selectors
+from tenants.models import CustomerTenant, TenantUser
+
+MAX_MESSAGE_CHARS = 8000
+MAX_TOPIC_CHARS = 250
+MAX_NEW_CHAT_PEOPLE = 20
+# The page asks for a sync when the last one finished longer ago than this.
+STALE_AFTER = dt.timedelta(minutes=5)
+
+
+def _error(status: int, error: str, message: str, **extra: Any) -> JsonResponse:
+    body = {"error": error, "message": message, **{k: v for k, v in extra.items() if v is not None}}
+    response = JsonResponse(body, status=status)
+    if extra.get("retry_after") is not None:
+        response["Retry-After"] = str(extra["retry_after"])
+    return response
+
+
+def _member(request: HttpRequest) -> TenantUser | JsonResponse:
+    if not request.user.is_authenticated:
+        return _error(401, "not_signed_in", "Sign in to chat.", action_url=reverse("home"))
+    member = tenant_selectors.access_member(user=request.user)
+    if member is None:
+        return _error(403, "not_a_tenant_user", "Only users of a connected organization can chat.")
+    if member.tenant.status != CustomerTenant.Status.ACTIVE:
+        return _error(403, "tenant_not_active", "Your organization is not connected. An administrator can connect it.")
+    return member
+
+
+MemberView = Callable[..., JsonResponse]
+
+
+def member_json(*methods: str) -> Callable[[MemberView], Callable[..., JsonResponse]]:
+    """A JSON endpoint for tenant members: JSON 405 for other methods, JSON 401/403 for others."""
+
+    def decorator(view: MemberView) -> Callable[..., JsonResponse]:
+        @never_cache
+        @wraps(view)
+        def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+            if request.method not in methods:
+                response = _error(405, "method_not_allowed", f"Use {' or '.join(methods)}.")
+                response["Allow"] = ", ".join(methods)
+                return response
+            member = _member(request)
+            if isinstance(member, JsonResponse):
+                return member
+            return view(request, member, *args, **kwargs)
+
+        return checked
+
+    return decorator
+
+
+def _body(request: HttpRequest) -> dict[str, Any] | JsonResponse:
+    if request.content_type != "application/json":
+        return _error(415, "json_expected", "Send JSON (Content-Type: application/json).")
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return _error(400, "bad_json", "The request body is not valid JSON.")
+    return body if isinstance(body, dict) else _error(400, "bad_json", "Send a JSON object.")
+
+
+def _failed(exc: sending.ActionFailed) -> JsonResponse:
+    retry_after = None if exc.retry_after is None else max(1, round(exc.retry_after))
+    action = reverse("home") if exc.status == 401 else None
+    return _error(exc.status, exc.reason, exc.message, retry_after=retry_after, action_url=action)
+
+
+# pages -----------------------------------------------------------------------------------
+@login_required
+@require_GET
+def chats_page(request: HttpRequest, chat_id: int | None = None) -> HttpResponse:
+    member = tenant_selectors.access_member(user=request.user)
+    if member is None or member.tenant.status != CustomerTenant.Status.ACTIVE:
+        reason = "not_a_tenant_user" if member is None else member.tenant.status
+        return render(request, "chat/unavailable.html", {"reason": reason, "member": member}, status=403)
+    chat = selectors.access_chat(member=member, chat_id=chat_id) if chat_id is not None else None
+    entries, more = selectors.member_chats(member=member)
+    state = selectors.sync_state(member=member)
+    _sync_if_stale(member, state)
+    context: dict[str, Any] = {"member": member, "entries": entries, "more": more, "chat": chat, "state": state}
+    config: dict[str, Any] = {
+        "socketPath": SOCKET_PATH,
+        "listUrl": reverse("chat_list"),
+        "syncUrl": reverse("chat_sync"),
+        "peopleUrl": reverse("chat_people"),
+        "createUrl": reverse("chat_create"),
+        "chatUrl": reverse("chat_page", args=[0]),
+        "sync": _sync_json(state),
+    }
+    if chat is not None:
+        messages, older = selectors.thread_page(chat=chat)
+        services.chat_mark_read(member=member, chat=chat)
+        context["title"] = selectors.chat_entry(member=member, chat=chat).title
+        context["members"] = selectors.chat_members(chat=chat)
+        config |= {
+            "chat": chat.pk,
+            "messagesUrl": reverse("chat_messages", args=[chat.pk]),
+            "changesUrl": reverse("chat_changes", args=[chat.pk]),
+            "readUrl": reverse("chat_read", args=[chat.pk]),
+            "messages": [message_payload(m, me=str(member.oid)) for m in messages],
+            "hasOlder": older,
+        }
+    context["chat_config"] = config
+    return render(request, "chat/chats.html", context)
+
+
+def _sync_if_stale(member: TenantUser, state: ChatSyncState | None) -> None:
+    """Opening the chats asks for a sync when none ran lately (beat's resync covers the rest)."""
+    if state is not None and state.status in (ChatSyncState.Status.RUNNING, ChatSyncState.Status.RETRYING):
+        return
+    finished = state.finished_at if state else None
+    if finished is None or dt.datetime.now(dt.UTC) - finished > STALE_AFTER:
+        transaction.on_commit(lambda: sync_member_chats.delay(member.pk))
+
+
+def _sync_json(state: ChatSyncState | None) -> dict[str, Any]:
+    if state is None:
+        return {"status": ChatSyncState.Status.NEVER, "chats_done": 0, "chats_total": 0, "messages": 0, "reason": ""}
+    return {
+        "status": state.status,
+        "chats_done": state.chats_done,
+        "chats_total": state.chats_total,
+        "messages": state.messages_synced,
+        "reason": state.stopped_reason,
+    }
+
+
+# JSON ------------------------------------------------------------------------------------
+@member_json("GET")
+def chat_list(request: HttpRequest, member: TenantUser) -> JsonResponse:
+    """The chat list, rendered (the page swaps it in when a chat changes)."""
+    try:
+        page = max(1, int(request.GET.get("page", "1")))
+    except ValueError:
+        return _error(400, "bad_page", "page must be a number.")
+    current = _int(request.GET.get("current"))
+    entries, more = selectors.member_chats(member=member, page=page)
+    context = {"entries": entries, "more": more, "page": page, "current": current}
+    return JsonResponse({"html": render_to_string("chat/_chat_list.html", context, request=request), "more": more})
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+@member_json("GET", "POST")
+def chat_messages(request: HttpRequest, member: TenantUser, chat_id: int) -> JsonResponse:
+    chat = selectors.access_chat(member=member, chat_id=chat_id)
+    if request.method == "POST":
+        return _send(request, member, chat)
+    before = None
+    if request.GET.get("before_id"):
+        at = parse_datetime(request.GET.get("before", ""))
+        if at is None or at.tzinfo is None:
+            return _error(400, "bad_cursor", "before must be an ISO 8601 time with a zone.")
+        before = (at, request.GET["before_id"][:64])
+    messages, older = selectors.thread_page(chat=chat, before=before)
+    me = str(member.oid)
+    return JsonResponse({"messages": [message_payload(m, me=me) for m in messages], "has_older": older})
+
+
+def _send(request: HttpRequest, member: TenantUser, chat: Chat) -> JsonResponse:
+    body = _body(request)
+    if isinstance(body, JsonResponse):
+        return body
+    text = body.get("content")
+    if not isinstance(text, str) or not text.strip():
+        return _error(400, "empty", "Type a message first.")
+    if len(text) > MAX_MESSAGE_CHARS:
+        return _error(400, "too_long", f"A message can have at most {MAX_MESSAGE_CHARS} characters.")
+    try:
+        message = sending.message_send(member=member, chat=chat, text=text)
+    except sending.ActionFailed as exc:
+        return _failed(exc)
+    services.chat_mark_read(member=member, chat=chat)
+    return JsonResponse({"message": message_payload(message, me=str(member.oid))}, status=201)
+
+
+@member_json("GET")
+def chat_changes(request: HttpRequest, member: TenantUser, chat_id: int) -> JsonResponse:
+    """What changed in a thread since `since` (the page catches up after a reconnect)."""
+    chat = selectors.access_chat(member=member, chat_id=chat_id)
+    since = parse_datetime(request.GET.get("since", ""))
+    if since is None or since.tzinfo is None:
+        return _error(400, "bad_since", "since must be an ISO 8601 time with a zone.")
+    changes = selectors.thread_changes(chat=chat, since=since)
+    me = str(member.oid)
+    full = len(changes) >= selectors.CHANGES_LIMIT
+    return JsonResponse({"messages": [message_payload(m, me=me) for m in changes], "truncated": full})
+
+
+@member_json("POST")
+def chat_read(request: HttpRequest, member: TenantUser, chat_id: int) -> JsonResponse:
+    chat = selectors.access_chat(member=member, chat_id=chat_id)
+    services.chat_mark_read(member=member, chat=chat)
+    return JsonResponse({"read": True})
+
+
+@member_json("GET")
+def chat_people(request: HttpRequest, member: TenantUser) -> JsonResponse:
+    query = request.GET.get("q", "").strip()[:100]
+    people = selectors.tenant_people(member=member, query=query)
+    return JsonResponse({"people": [{"id": p.oid, "name": p.name, "email": p.email} for p in people]})
+
+
+@member_json("POST")
+def chat_create(request: HttpRequest, member: TenantUser) -> JsonResponse:
+    body = _body(request)
+    if isinstance(body, JsonResponse):
+        return body
+    raw = body.get("members")
+    topic = body.get("topic") or ""
+    if not isinstance(raw, list) or not raw or not all(isinstance(m, str) for m in raw):
+        return _error(400, "no_members", "Choose at least one person.")
+    if len(raw) > MAX_NEW_CHAT_PEOPLE:
+        return _error(400, "too_many_members", f"A new chat can start with at most {MAX_NEW_CHAT_PEOPLE} people.")
+    if not isinstance(topic, str) or len(topic) > MAX_TOPIC_CHARS:
+        return _error(400, "bad_topic", f"A chat name has at most {MAX_TOPIC_CHARS} characters.")
+    oids = _people(member, raw)
+    if oids is None:
+        return _error(400, "unknown_person", "Choose people of your organization.")
+    try:
+        chat = sending.chat_create(member=member, oids=oids, topic=topic.strip())
+    except sending.ActionFailed as exc:
+        return _failed(exc)
+    return JsonResponse({"chat": chat.pk, "url": reverse("chat_page", args=[chat.pk])}, status=201)
+
+
+def _people(member: TenantUser, raw: list[str]) -> list[str] | None:
+    """Distinct oids of people of the member's own tenant (not himself), or None if any is not."""
+    oids: list[str] = []
+    for value in raw:
+        try:
+            oid = str(uuid.UUID(value))
+        except ValueError:
+            return None
+        if oid == str(member.oid) or oid in oids:
+            continue
+        if not selectors.person_known(member=member, oid=oid):
+            return None
+        oids.append(oid)
+    return oids or None
+
+
+@member_json("GET", "POST")
+def chat_sync(request: HttpRequest, member: TenantUser) -> JsonResponse:
+    """The member's sync: how far it got (GET), or run it now (POST)."""
+    state = selectors.sync_state(member=member)
+    if request.method == "POST":
+        running = state is not None and state.status == ChatSyncState.Status.RUNNING
+        if not running:
+            transaction.on_commit(lambda: sync_member_chats.delay(member.pk))
+        return JsonResponse({"queued": not running, "sync": _sync_json(state)}, status=202)
+    return JsonResponse({"sync": _sync_json(state)})

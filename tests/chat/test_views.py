@@ -1,0 +1,249 @@
+"""The chat pages and JSON endpoints, with devcloud: bob reads and sends, charlie of Northwind gets 404s."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from chat import render, selectors
+from chat.models import Chat, ChatMember, Message
+from chat.sync import chat_sync_member
+from tenants.models import TenantUser
+from tests.devcloud_server import USERS, DevCloud
+from tests.portal_flow import Person, load_vendors
+
+pytestmark = pytest.mark.django_db
+BOB = USERS["bob"][1]
+ALICE = USERS["alice"][1]
+
+
+@pytest.fixture
+def people(devcloud_settings: DevCloud) -> dict[str, Person]:
+    """alice connects Fabrikam, bob signs in and his chats are synced; charlie of Northwind too."""
+    load_vendors(devcloud_settings)
+    alice = Person(devcloud_settings, USERS["alice"][0])
+    alice.connect()
+    bob = Person(devcloud_settings, USERS["bob"][0])
+    bob.sign_in()
+    Person(devcloud_settings, "nina@northwind.example").connect()
+    charlie = Person(devcloud_settings, USERS["charlie"][0])
+    charlie.sign_in()
+    for who in (BOB, USERS["charlie"][1]):
+        chat_sync_member(member=TenantUser.objects.select_related("tenant__vendor").get(oid=who))
+    return {"alice": alice, "bob": bob, "charlie": charlie}
+
+
+def member(oid: str) -> TenantUser:
+    return TenantUser.objects.select_related("tenant__vendor").get(oid=oid)
+
+
+def a_chat(topic: str = "Q3 launch") -> Chat:
+    return Chat.objects.get(tenant=member(BOB).tenant, topic=topic)
+
+
+def post_json(person: Person, url: str, body: Any) -> Any:
+    return person.client.post(url, json.dumps(body), content_type="application/json")
+
+
+def test_bob_sees_his_chats_with_titles_and_previews(people: dict[str, Person]) -> None:
+    page = people["bob"].client.get("/chats/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "Q3 launch" in text and "IT help desk" in text
+    # A one-on-one is named after the other member.
+    one_on_one = Chat.objects.filter(tenant=member(BOB).tenant, chat_type="oneOnOne", members__oid=BOB).first()
+    assert one_on_one is not None
+    other = ChatMember.objects.filter(chat=one_on_one).exclude(oid=BOB).get()
+    assert other.display_name in text
+
+
+def test_a_thread_shows_its_newest_page_and_loads_older_messages(people: dict[str, Person]) -> None:
+    chat = a_chat()
+    newest = Message.objects.filter(chat=chat).order_by("-created_at").first()
+    assert newest is not None
+    page = people["bob"].client.get(f"/chats/{chat.pk}/")
+    assert page.status_code == 200
+    config = page.context["chat_config"]
+    assert config["messages"][-1]["id"] == newest.graph_id
+    first = config["messages"][0]
+    older = people["bob"].client.get(
+        f"/api/chats/{chat.pk}/messages/", {"before": first["created"], "before_id": first["id"]}
+    )
+    assert older.status_code == 200
+    assert all(m["created"] <= first["created"] for m in older.json()["messages"])
+
+
+def test_the_thread_page_makes_the_same_queries_whatever_its_length(
+    people: dict[str, Person], devcloud_settings: DevCloud
+) -> None:
+    chat = a_chat()
+    bob = people["bob"]
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert bob.client.get(f"/chats/{chat.pk}/").status_code == 200
+        return len(captured)
+
+    before = queries()
+    rows = [
+        {
+            "id": str(10**12 + n),
+            "messageType": "message",
+            "createdDateTime": f"2020-01-01T00:{n // 60:02d}:{n % 60:02d}.000Z",
+            "lastModifiedDateTime": f"2020-01-01T00:{n // 60:02d}:{n % 60:02d}.000Z",
+            "from": {"user": {"id": ALICE, "displayName": "Alice"}},
+            "body": {"contentType": "html", "content": f"<p>{n}</p>"},
+        }
+        for n in range(300)
+    ]
+    from chat import services
+
+    services.messages_upsert(chat=chat, items=rows)
+    assert queries() == before
+
+
+def test_message_bodies_are_sanitized(people: dict[str, Person]) -> None:
+    dirty = '<p onclick="x()">hi <script>alert(1)</script><a href="javascript:alert(1)">x</a><img src="https://e/x.png"></p>'
+    clean = render.safe_html(dirty)
+    assert "script" not in clean and "onclick" not in clean and "javascript" not in clean and "<img" not in clean
+    assert render.safe_html('<at id="0">Bob</at> <a href="https://teams.example/x">link</a>') == (
+        '<span class="mention">Bob</span> <a href="https://teams.example/x" rel="noopener noreferrer nofollow">link</a>'
+    )
+    assert render.safe_html("a < b\nc", "text") == "a &lt; b<br>c"
+
+
+def test_bob_sends_a_message_through_graph_as_himself(people: dict[str, Person], devcloud_settings: DevCloud) -> None:
+    chat = a_chat()
+    sent = post_json(people["bob"], f"/api/chats/{chat.pk}/messages/", {"content": "Hello <b>team</b>\nsecond line"})
+    assert sent.status_code == 201, sent.content
+    message = sent.json()["message"]
+    assert message["mine"] and message["html"] == "<p>Hello &lt;b&gt;team&lt;/b&gt;<br>second line</p>"
+    truth = devcloud_settings.control("GET", f"/chats/{quote(chat.graph_id, safe='')}")["messages"]
+    assert truth[-1]["id"] == message["id"] and truth[-1]["from"]["user"]["id"] == BOB
+    assert Message.objects.filter(chat=chat, graph_id=message["id"]).exists()
+
+
+def test_a_throttled_send_says_when_to_try_again_and_sends_nothing(
+    people: dict[str, Person], devcloud_settings: DevCloud
+) -> None:
+    chat = a_chat()
+    storm = {"service": "graph", "path": "/v1.0/chats/", "method": "POST", "status": 429, "retry_after": 5, "count": 1}
+    devcloud_settings.control("POST", "/faults", json=storm)
+    before = Message.objects.filter(chat=chat).count()
+    refused = post_json(people["bob"], f"/api/chats/{chat.pk}/messages/", {"content": "later"})
+    assert refused.status_code == 429
+    assert refused["Retry-After"] == "5" and refused.json()["error"] == "graph_throttled"
+    assert Message.objects.filter(chat=chat).count() == before
+    again = post_json(people["bob"], f"/api/chats/{chat.pk}/messages/", {"content": "later"})
+    assert again.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [({"content": "  "}, "empty"), ({"content": 5}, "empty"), ({"content": "x" * 8001}, "too_long"), ([1], "bad_json")],
+)
+def test_bad_messages_are_refused_with_a_reason(people: dict[str, Person], body: Any, error: str) -> None:
+    refused = post_json(people["bob"], f"/api/chats/{a_chat().pk}/messages/", body)
+    assert refused.status_code == 400 and refused.json()["error"] == error
+
+
+def test_sending_needs_the_csrf_token(people: dict[str, Person]) -> None:
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.cookies = people["bob"].client.cookies
+    refused = client.post(f"/api/chats/{a_chat().pk}/messages/", '{"content": "x"}', content_type="application/json")
+    assert refused.status_code == 403
+
+
+def test_bob_starts_a_one_on_one_with_alice_and_a_group(people: dict[str, Person], devcloud_settings: DevCloud) -> None:
+    found = people["bob"].client.get("/api/chats/people/", {"q": "ali"}).json()["people"]
+    assert [p["id"] for p in found] == [ALICE]
+    created = post_json(people["bob"], "/api/chats/new/", {"members": [ALICE]})
+    assert created.status_code == 201, created.content
+    chat = Chat.objects.get(pk=created.json()["chat"])
+    assert chat.chat_type == "oneOnOne"
+    assert set(ChatMember.objects.filter(chat=chat).values_list("oid", flat=True).iterator()) == {
+        member(BOB).oid,
+        member(ALICE).oid,
+    }
+    group = post_json(people["bob"], "/api/chats/new/", {"members": [ALICE], "topic": "Planning"})
+    assert group.status_code == 201
+    assert Chat.objects.get(pk=group.json()["chat"]).topic == "Planning"
+    # His other chats are still his.
+    assert selectors.member_chats(member=member(BOB))[0]
+
+
+def test_nobody_outside_fabrikam_can_be_put_in_a_chat(people: dict[str, Person]) -> None:
+    charlie = USERS["charlie"][1]
+    assert people["bob"].client.get("/api/chats/people/", {"q": "charlie"}).json()["people"] == []
+    refused = post_json(people["bob"], "/api/chats/new/", {"members": [charlie]})
+    assert refused.status_code == 400 and refused.json()["error"] == "unknown_person"
+    assert post_json(people["bob"], "/api/chats/new/", {"members": ["not-a-guid"]}).status_code == 400
+    assert post_json(people["bob"], "/api/chats/new/", {"members": []}).status_code == 400
+
+
+def test_charlie_of_northwind_gets_404_for_every_fabrikam_chat_url(people: dict[str, Person]) -> None:
+    chat = a_chat()
+    charlie = people["charlie"]
+    created = Message.objects.filter(chat=chat).first()
+    assert created is not None
+    gets = [
+        f"/chats/{chat.pk}/",
+        f"/api/chats/{chat.pk}/messages/",
+        f"/api/chats/{chat.pk}/changes/?since=2000-01-01T00:00:00Z",
+    ]
+    posts = [f"/api/chats/{chat.pk}/messages/", f"/api/chats/{chat.pk}/read/"]
+    for url in gets:
+        assert charlie.client.get(url).status_code == 404, url
+    for url in posts:
+        assert post_json(charlie, url, {"content": "hi"}).status_code == 404, url
+    # The same answer as for a chat that does not exist.
+    assert charlie.client.get("/chats/999999/").status_code == 404
+    page = charlie.client.get("/chats/").content.decode()
+    assert "Q3 launch" not in page
+
+
+def test_a_fabrikam_chat_bob_is_not_in_is_404_for_him(people: dict[str, Person], devcloud_settings: DevCloud) -> None:
+    chat = a_chat()
+    ChatMember.objects.filter(chat=chat, oid=BOB).delete()
+    assert people["bob"].client.get(f"/chats/{chat.pk}/").status_code == 404
+
+
+def test_someone_signed_out_is_sent_to_sign_in_and_the_api_says_401(people: dict[str, Person]) -> None:
+    from django.test import Client
+
+    anonymous = Client()
+    assert anonymous.get("/chats/").status_code == 302
+    assert anonymous.get(f"/api/chats/{a_chat().pk}/messages/").status_code == 401
+
+
+def test_opening_a_thread_marks_it_read(people: dict[str, Person], devcloud_settings: DevCloud) -> None:
+    chat = a_chat()
+    bob = member(BOB)
+    entry = next(e for e in selectors.member_chats(member=bob)[0] if e.chat.pk == chat.pk)
+    assert entry.unread
+    people["bob"].client.get(f"/chats/{chat.pk}/")
+    entry = next(e for e in selectors.member_chats(member=bob)[0] if e.chat.pk == chat.pk)
+    assert not entry.unread
+
+
+def test_changes_since_a_time_catch_a_page_up(people: dict[str, Person], devcloud_settings: DevCloud) -> None:
+    chat = a_chat()
+    newest = Message.objects.filter(chat=chat).order_by("-last_modified_at").first()
+    assert newest is not None
+    path = f"/chats/{quote(chat.graph_id, safe='')}/messages"
+    devcloud_settings.control("POST", path, json={"from": ALICE, "content": "<p>while you were away</p>"})
+    chat_sync_member(member=member(BOB), chat_ids=[chat.graph_id], only=True)
+    changes = (
+        people["bob"]
+        .client.get(f"/api/chats/{chat.pk}/changes/", {"since": newest.last_modified_at.isoformat()})
+        .json()["messages"]
+    )
+    assert [m["html"] for m in changes] == ["<p>while you were away</p>"]
+    assert people["bob"].client.get(f"/api/chats/{chat.pk}/changes/", {"since": "yesterday"}).status_code == 400
