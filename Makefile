@@ -49,6 +49,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python bench/acs_token.py
 	$(BIN)/python bench/graph_tenant.py --with-limits
 	$(BIN)/python bench/chat_sync.py
+	$(BIN)/python bench/chat_page.py
 
 clean:
 	rm -rf $(VENV) node_modules static/dist var

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,3 +53,13 @@ def test_the_chat_sync_benchmark_reads_the_minimum_and_only_what_changed() -> No
     assert figures["changed_chats"] == 10
     assert figures["ten_changed_requests"] == 1 + 10
     assert figures["upsert_vs_copy_ratio"] > 0
+
+
+def test_the_chat_page_benchmark_makes_the_same_queries_whatever_the_thread_length() -> None:
+    figures: dict[str, Any] = run_bench("chat_page.py", "--sizes", "10,100,2000", "--requests", "3", "--warmup", "1")
+    queries = figures["queries_by_size"]
+    assert set(queries) == {"10", "100", "2000"}
+    assert len(set(queries.values())) == 1
+    assert figures["queries_constant"] is True
+    assert set(figures["server_ms_by_size"]) == set(queries)
+    assert figures["server_time_ratio"] > 0
