@@ -45,6 +45,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
         chat_id = self.scope["url_route"]["kwargs"].get("chat_id")
         member, refusal = await database_sync_to_async(_member_and_chat)(self.scope.get("user"), chat_id)
         if member is None:
+            # Accepted first: a close before the handshake reaches the browser as a bare
+            # failure (1006), and the page could not tell "sign in again" from a lost network.
+            await self.accept()
             await self.close(code=refusal)
             return
         self.group = group_name(member.pk)

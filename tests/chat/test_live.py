@@ -1,0 +1,232 @@
+"""The chat websocket: bob's open pages hear of changes; charlie of Northwind and strangers hear nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.db import connections
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from chat.models import Chat
+from chat.sync import chat_sync_member
+from tenants.models import TenantUser
+from tests.asgi_server import PortalServer, serve_portal
+from tests.devcloud_server import USERS, DevCloud
+from tests.portal_flow import Person, load_vendors
+
+pytestmark = pytest.mark.django_db(transaction=True)
+BOB, ALICE, CHARLIE = USERS["bob"][1], USERS["alice"][1], USERS["charlie"][1]
+
+
+@pytest.fixture
+def portal(devcloud_settings: DevCloud) -> Iterator[PortalServer]:
+    with serve_portal(devcloud_settings) as server:
+        yield server
+
+
+@pytest.fixture
+def people(devcloud_settings: DevCloud, portal: PortalServer) -> dict[str, Person]:
+    load_vendors(devcloud_settings)
+    alice = Person(devcloud_settings, USERS["alice"][0])
+    alice.connect()
+    bob = Person(devcloud_settings, USERS["bob"][0])
+    bob.sign_in()
+    Person(devcloud_settings, "nina@northwind.example").connect()
+    charlie = Person(devcloud_settings, USERS["charlie"][0])
+    charlie.sign_in()
+    chat_sync_member(member=member(BOB))
+    return {"alice": alice, "bob": bob, "charlie": charlie}
+
+
+def member(oid: str) -> TenantUser:
+    return TenantUser.objects.select_related("tenant__vendor").get(oid=oid)
+
+
+class Socket:
+    """A browser's websocket to the served portal, with that person's session cookie."""
+
+    def __init__(self, portal: PortalServer, devcloud: DevCloud, person: Person | None, path: str, origin: str = ""):
+        headers = {}
+        if person is not None:
+            name = settings.SESSION_COOKIE_NAME
+            headers["Cookie"] = f"{name}={person.client.cookies[name].value}"
+        self.connecting = connect(
+            f"wss://{portal.host}{path}",
+            ssl=devcloud.tls(),
+            additional_headers=headers,
+            origin=origin or portal.url,  # type: ignore[arg-type]
+            open_timeout=5,
+        )
+        self.ws: ClientConnection | None = None
+
+    async def connect(self) -> dict[str, Any]:
+        """The first event (hello), or the close code when the portal refuses."""
+        self.ws = await self.connecting
+        try:
+            return await self.receive()
+        except ConnectionClosed as exc:
+            return {"closed": exc.rcvd.code if exc.rcvd else None}
+
+    async def receive(self, timeout: float = 5) -> dict[str, Any]:
+        assert self.ws is not None
+        event: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        return event
+
+    async def nothing(self, timeout: float = 0.5) -> bool:
+        try:
+            await self.receive(timeout)
+        except TimeoutError:
+            return True
+        return False
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+
+
+async def in_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Sync code (the ORM) from the scenario, in a thread that closes its connections after."""
+
+    def call() -> Any:
+        try:
+            return function(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    return await asyncio.to_thread(call)
+
+
+def run(test: Callable[[], Awaitable[Any]]) -> Any:
+    return async_to_sync(test)()
+
+
+async def events_until(socket: Socket, kind: str) -> list[dict[str, Any]]:
+    """Events received until one of `kind` (inclusive)."""
+    seen = []
+    while True:
+        event = await socket.receive()
+        seen.append(event)
+        if event["type"] == kind:
+            return seen
+
+
+def post_in_teams(devcloud: DevCloud, chat: Chat, sender: str, content: str) -> None:
+    path = f"/chats/{quote(chat.graph_id, safe='')}/messages"
+    devcloud.control("POST", path, json={"from": sender, "content": content})
+
+
+def test_a_message_typed_in_teams_reaches_bobs_open_page_and_not_charlies(
+    people: dict[str, Person], devcloud_settings: DevCloud, portal: PortalServer
+) -> None:
+    chat = Chat.objects.get(tenant=member(BOB).tenant, topic="Q3 launch")
+    bob_member = member(BOB)
+
+    async def scenario() -> tuple[list[dict[str, Any]], bool]:
+        bob = Socket(portal, devcloud_settings, people["bob"], f"/ws/chat/{chat.pk}/")
+        charlie = Socket(portal, devcloud_settings, people["charlie"], "/ws/chat/")
+        assert (await bob.connect())["type"] == "hello"
+        assert (await charlie.connect())["type"] == "hello"
+        post_in_teams(devcloud_settings, chat, ALICE, "<p>from <b>Teams</b><script>x()</script></p>")
+        await in_thread(chat_sync_member, member=bob_member, chat_ids=[chat.graph_id], only=True)
+        events = await events_until(bob, "messages")
+        quiet = await charlie.nothing()
+        await bob.close()
+        await charlie.close()
+        return events, quiet
+
+    events, charlie_heard_nothing = run(scenario)
+    messages = events[-1]["messages"]
+    assert events[-1]["chat"] == chat.pk
+    assert [m["html"] for m in messages] == ["<p>from <b>Teams</b></p>"]
+    assert not messages[0]["mine"] and messages[0]["sender"] == "Alice Anders"
+    assert charlie_heard_nothing
+
+
+def test_the_first_sync_reports_its_progress_live(
+    people: dict[str, Person], devcloud_settings: DevCloud, portal: PortalServer
+) -> None:
+    bob_member = member(BOB)
+
+    async def scenario() -> list[dict[str, Any]]:
+        bob = Socket(portal, devcloud_settings, people["bob"], "/ws/chat/")
+        await bob.connect()
+        await in_thread(chat_sync_member, member=bob_member, full=True)
+        events: list[dict[str, Any]] = []
+        while not events or events[-1]["type"] != "sync" or events[-1]["status"] != "idle":
+            events.append(await bob.receive())
+        await bob.close()
+        return events
+
+    progress = [e for e in run(scenario) if e["type"] == "sync"]
+    assert progress[0]["status"] == "running"
+    assert progress[-1]["status"] == "idle"
+    done = [e["chats_done"] for e in progress if e["status"] == "running"]
+    assert done == sorted(done) and progress[-1]["chats_done"] == progress[-1]["chats_total"] > 0
+
+
+def test_a_socket_for_a_chat_that_is_not_yours_is_refused_as_not_found(
+    people: dict[str, Person], devcloud_settings: DevCloud, portal: PortalServer
+) -> None:
+    chat = Chat.objects.get(tenant=member(BOB).tenant, topic="Q3 launch")
+
+    async def scenario() -> list[Any]:
+        answers = []
+        for path in (f"/ws/chat/{chat.pk}/", "/ws/chat/999999/"):
+            answers.append(await Socket(portal, devcloud_settings, people["charlie"], path).connect())
+        return answers
+
+    assert run(scenario) == [{"closed": 4404}, {"closed": 4404}]
+
+
+def test_a_socket_without_a_session_is_refused(
+    people: dict[str, Person], devcloud_settings: DevCloud, portal: PortalServer
+) -> None:
+    async def scenario() -> Any:
+        return await Socket(portal, devcloud_settings, None, "/ws/chat/").connect()
+
+    assert run(scenario) == {"closed": 4401}
+
+
+def test_a_socket_opened_by_another_site_is_refused(
+    people: dict[str, Person], devcloud_settings: DevCloud, portal: PortalServer
+) -> None:
+    from websockets.exceptions import InvalidStatus
+
+    async def scenario() -> Any:
+        return await Socket(portal, devcloud_settings, people["bob"], "/ws/chat/", "https://evil.example").connect()
+
+    with pytest.raises(InvalidStatus):
+        run(scenario)
+
+
+def test_a_message_bob_sends_reaches_alices_open_page(
+    people: dict[str, Person], devcloud_settings: DevCloud, portal: PortalServer
+) -> None:
+    chat = Chat.objects.get(tenant=member(BOB).tenant, topic="Q3 launch")
+    chat_sync_member(member=member(ALICE))
+
+    async def scenario() -> list[dict[str, Any]]:
+        alice = Socket(portal, devcloud_settings, people["alice"], f"/ws/chat/{chat.pk}/")
+        await alice.connect()
+        sent = await in_thread(
+            people["bob"].client.post,
+            f"/api/chats/{chat.pk}/messages/",
+            '{"content": "hi Alice"}',
+            content_type="application/json",
+        )
+        assert sent.status_code == 201, sent.content
+        events = await events_until(alice, "messages")
+        await alice.close()
+        return events
+
+    messages = run(scenario)[-1]["messages"]
+    assert [m["html"] for m in messages] == ["<p>hi Alice</p>"]
+    assert messages[0]["sender"] == "Bob Baker" and not messages[0]["mine"]
