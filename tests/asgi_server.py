@@ -1,6 +1,7 @@
 """The portal's ASGI application (HTTP and websockets) served by uvicorn in a thread of the test
-process, over HTTPS with devcloud's certificate: devcloud delivers change notifications to it
-(it trusts its own CA), and Chromium opens it (the browser contexts ignore the unknown CA).
+process: over HTTPS with devcloud's certificate for devcloud's change notifications (it trusts
+its own CA), or over plain HTTP for Chromium (Entra accepts any port only for http loopback
+redirect URIs).
 
 The server thread uses the test database, so tests that use it are `transaction=True`.
 """
@@ -31,7 +32,7 @@ class PortalServer:
 
 
 @contextmanager
-def serve_portal(devcloud: DevCloud) -> Iterator[PortalServer]:
+def serve_portal(devcloud: DevCloud, *, tls: bool = True) -> Iterator[PortalServer]:
     from portal.asgi import application
 
     port = free_port()
@@ -39,8 +40,8 @@ def serve_portal(devcloud: DevCloud) -> Iterator[PortalServer]:
         ASGIStaticFilesHandler(application),
         host="127.0.0.1",
         port=port,
-        ssl_certfile=str(devcloud.state_dir / "server.pem"),
-        ssl_keyfile=str(devcloud.state_dir / "server-key.pem"),
+        ssl_certfile=str(devcloud.state_dir / "server.pem") if tls else None,
+        ssl_keyfile=str(devcloud.state_dir / "server-key.pem") if tls else None,
         log_level="warning",
         lifespan="off",
         ws="websockets-sansio",
@@ -54,7 +55,7 @@ def serve_portal(devcloud: DevCloud) -> Iterator[PortalServer]:
             raise RuntimeError("the portal's ASGI server did not start")
         time.sleep(0.05)
     try:
-        yield PortalServer(f"https://127.0.0.1:{port}", server, thread)
+        yield PortalServer(f"{'https' if tls else 'http'}://127.0.0.1:{port}", server, thread)
     finally:
         server.should_exit = True
         thread.join(10)
