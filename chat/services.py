@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -124,20 +125,73 @@ def _message_values(chat: Chat, item: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def _upsert_sql(rows: int) -> str:
-    json_cast = "::jsonb" if connection.vendor == "postgresql" else ""
-    one = "(" + ", ".join(f"%s{json_cast}" if c == "event" else "%s" for c in MESSAGE_COLUMNS) + ")"
-    table = Message._meta.db_table
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in UPDATED_COLUMNS if c != "deleted_at")
+def _on_conflict(table: str) -> str:
     # Newer wins: an older copy of a message (a late page, a replay) never overwrites a newer
     # one, and a deletion is never undone.
-    # The table and columns are constants; every value is a parameter.
-    insert = f"INSERT INTO {table} ({', '.join(MESSAGE_COLUMNS)}) VALUES {', '.join([one] * rows)} "  # noqa: S608
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in UPDATED_COLUMNS if c != "deleted_at")
     return (
-        insert + f"ON CONFLICT (tenant_id, chat_id, graph_id) DO UPDATE SET {updates}, "
+        f"ON CONFLICT (tenant_id, chat_id, graph_id) DO UPDATE SET {updates}, "
         f"deleted_at = COALESCE({table}.deleted_at, EXCLUDED.deleted_at) "
         f"WHERE {table}.last_modified_at < EXCLUDED.last_modified_at"
     )
+
+
+def _upsert_sql(rows: int) -> str:
+    """The generic upsert (SQLite): one VALUES tuple per row."""
+    table = Message._meta.db_table
+    one = "(" + ", ".join(["%s"] * len(MESSAGE_COLUMNS)) + ")"
+    # The table and columns are constants; every value is a parameter.
+    insert = f"INSERT INTO {table} ({', '.join(MESSAGE_COLUMNS)}) VALUES {', '.join([one] * rows)} "  # noqa: S608
+    return insert + _on_conflict(table)
+
+
+# Per-row columns of a page (tenant and chat are the page's), as PostgreSQL arrays: times as
+# timestamptz, the rest as text (uuid and jsonb cast per element).
+PAGE_COLUMNS = MESSAGE_COLUMNS[2:]
+TIME_COLUMNS = {"created_at", "last_modified_at", "last_edited_at", "deleted_at"}
+ELEMENT_CASTS = {"sender_oid": "sender_oid::uuid", "event": "event::jsonb"}
+
+
+@functools.cache
+def _page_upsert_sql() -> str:
+    """PostgreSQL: a page, its chat's last message and watermark in one statement of constant text.
+
+    One array parameter per column (not one parameter per value): the text is the same whatever
+    the page size, so it is short to send and to parse. The chat row is updated only when its
+    last message time or its watermark moves, once (a statement may not update a row twice).
+    """
+    table, chats = Message._meta.db_table, Chat._meta.db_table
+    arrays = ", ".join(f"%({c})s::{'timestamptz' if c in TIME_COLUMNS else 'text'}[]" for c in PAGE_COLUMNS)
+    selected = ", ".join(ELEMENT_CASTS.get(c, c) for c in PAGE_COLUMNS)
+    moves_last = f"({chats}.last_message_at IS NULL OR {chats}.last_message_at < %(newest)s)"
+    moves_mark = (
+        f"(%(watermark)s::timestamptz IS NOT NULL AND ({chats}.watermark IS NULL OR {chats}.watermark < %(watermark)s))"
+    )
+    # The tables and columns are constants; every value is a parameter.
+    return (
+        f"WITH page AS (INSERT INTO {table} ({', '.join(MESSAGE_COLUMNS)}) "  # noqa: S608
+        f"SELECT %(tenant)s, %(chat)s, {selected} FROM unnest({arrays}) AS page({', '.join(PAGE_COLUMNS)}) "
+        f"{_on_conflict(table)}) "
+        f"UPDATE {chats} SET "
+        f"last_message_at = CASE WHEN {moves_last} THEN %(newest)s ELSE {chats}.last_message_at END, "
+        f"watermark = CASE WHEN {moves_mark} THEN %(watermark)s ELSE {chats}.watermark END, "
+        f"synced_at = CASE WHEN {moves_mark} THEN %(now)s ELSE {chats}.synced_at END "
+        f"WHERE {chats}.id = %(chat)s AND {chats}.tenant_id = %(tenant)s AND ({moves_last} OR {moves_mark})"
+    )
+
+
+def _page_upsert(chat: Chat, values: list[tuple[Any, ...]], watermark: dt.datetime | None) -> None:
+    columns = list(zip(*values, strict=True))[2:]
+    params: dict[str, Any] = {name: list(column) for name, column in zip(PAGE_COLUMNS, columns, strict=True)}
+    params.update(
+        tenant=chat.tenant_id,
+        chat=chat.pk,
+        newest=max(params["created_at"]),
+        watermark=watermark,
+        now=dt.datetime.now(dt.UTC),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(_page_upsert_sql(), params)
 
 
 def _last_message_advance(chat: Chat, newest: dt.datetime) -> None:
@@ -147,18 +201,26 @@ def _last_message_advance(chat: Chat, newest: dt.datetime) -> None:
     )
 
 
+def _watermark_advance(chat: Chat, watermark: dt.datetime) -> None:
+    Chat.objects.filter(pk=chat.pk, tenant_id=chat.tenant_id).exclude(watermark__gte=watermark).update(
+        watermark=watermark, synced_at=dt.datetime.now(dt.UTC)
+    )
+
+
 def messages_upsert(*, chat: Chat, items: Iterable[dict[str, Any]], watermark: dt.datetime | None = None) -> int:
     """Upsert one page of Graph messages; with `watermark`, advance the chat's in the same transaction."""
     values = [_message_values(chat, item) for item in items]
+    if values and connection.vendor == "postgresql":
+        # One statement: its own transaction, or part of the caller's.
+        _page_upsert(chat, values, watermark)
+        return len(values)
     with transaction.atomic():
         if values:
             with connection.cursor() as cursor:
                 cursor.execute(_upsert_sql(len(values)), [v for row in values for v in row])
             _last_message_advance(chat, max(row[9] for row in values))
         if watermark is not None:
-            Chat.objects.filter(pk=chat.pk, tenant_id=chat.tenant_id).exclude(watermark__gte=watermark).update(
-                watermark=watermark, synced_at=dt.datetime.now(dt.UTC)
-            )
+            _watermark_advance(chat, watermark)
     return len(values)
 
 
