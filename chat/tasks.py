@@ -2,17 +2,49 @@
 
 from __future__ import annotations
 
+import logging
+from functools import partial
 from typing import Any
 
 from celery import shared_task
 from django.conf import settings
+from django.db import transaction
 
+from chat import subscriptions
+from chat.models import ChatSyncState, GraphSubscription
 from chat.sync import SyncDeferred, chat_sync_member
-from tenants.models import TenantUser
+from integrations import graph
+from tenants.models import CustomerTenant, TenantUser
+
+log = logging.getLogger(__name__)
 
 # Redis redelivers an unacknowledged task after its visibility timeout: a countdown must stay
 # below it, or the task would run twice at once.
 MAX_COUNTDOWN = 300
+
+
+def _countdown(task: Any, wanted: float) -> float:
+    """Growing with each retry (a long sync holds the member's lock), below the visibility timeout."""
+    limit = min(MAX_COUNTDOWN, settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] // 2)
+    return float(min(limit, max(1.0, wanted, 2.0**task.request.retries)))
+
+
+def _member(member_id: int) -> TenantUser | None:
+    """The member, if his tenant is still active (re-checked: the task was queued earlier)."""
+    return (
+        TenantUser.objects.select_related("tenant__vendor")
+        .filter(pk=member_id, tenant__status=CustomerTenant.Status.ACTIVE)
+        .first()
+    )
+
+
+def _subscription(subscription_id: int) -> GraphSubscription | None:
+    sub = (
+        GraphSubscription.objects.select_related("tenant", "chat", "owner__tenant__vendor")
+        .filter(pk=subscription_id, tenant__status=CustomerTenant.Status.ACTIVE)
+        .first()
+    )
+    return sub if sub is not None and sub.owner.tenant_id == sub.tenant_id == sub.chat.tenant_id else None
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True, max_retries=8)
@@ -25,4 +57,104 @@ def sync_member_chats(self: Any, member_id: int, full: bool = False, chat_ids: l
     except SyncDeferred as exc:
         limit = min(MAX_COUNTDOWN, settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] // 2)
         raise self.retry(countdown=min(limit, max(1.0, exc.countdown))) from exc
+    if state.status == ChatSyncState.Status.IDLE and settings.GRAPH_NOTIFICATION_URL:
+        # The chat list is fresh: subscribe to the chats that have no subscription yet.
+        transaction.on_commit(partial(ensure_member_subscriptions.delay, member.pk))
     return str(state.status)
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True, max_retries=10)
+def sync_chats(self: Any, member_id: int, chat_ids: list[str]) -> str:
+    """Just these chats of the member (Graph ids), e.g. after a lifecycle event or new subscriptions."""
+    member = _member(member_id)
+    if member is None:
+        return "skipped"
+    try:
+        return str(chat_sync_member(member=member, chat_ids=chat_ids, only=True).status)
+    except SyncDeferred as exc:
+        log.info("%s deferred: %s", self.name, exc.reason)
+        raise self.retry(countdown=_countdown(self, exc.countdown)) from exc
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True, max_retries=10)
+def sync_notified_chat(self: Any, subscription_id: int) -> str:
+    """A change notification named this subscription's chat: sync it for the owner."""
+    sub = _subscription(subscription_id)
+    if sub is None:
+        return "skipped"
+    subscriptions.notification_unmark(subscription=sub)
+    try:
+        return str(chat_sync_member(member=sub.owner, chat_ids=[sub.chat.graph_id], only=True).status)
+    except SyncDeferred as exc:
+        log.info("%s deferred: %s", self.name, exc.reason)
+        raise self.retry(countdown=_countdown(self, exc.countdown)) from exc
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True, max_retries=5)
+def ensure_member_subscriptions(self: Any, member_id: int) -> int:
+    member = _member(member_id)
+    if member is None:
+        return 0
+    try:
+        created = subscriptions.subscriptions_ensure(member=member)
+    except SyncDeferred as exc:
+        log.info("%s deferred: %s", self.name, exc.reason)
+        raise self.retry(countdown=_countdown(self, exc.countdown)) from exc
+    if created:
+        # What changed between the member's sync and the subscriptions was notified to nobody.
+        transaction.on_commit(partial(sync_chats.delay, member.pk, created))
+    return len(created)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def renew_subscriptions() -> int:
+    """Beat: one renewal task per owner whose subscriptions expire within the margin."""
+    owners = subscriptions.subscriptions_due()
+    for member_id in owners:
+        transaction.on_commit(partial(renew_member_subscriptions.delay, member_id))
+    return len(owners)
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True, max_retries=3)
+def renew_member_subscriptions(self: Any, member_id: int) -> int:
+    member = _member(member_id)
+    if member is None:
+        return 0
+    try:
+        return subscriptions.subscriptions_renew(member=member)
+    except SyncDeferred as exc:
+        # The next beat looks again; the retry only spares the subscriptions closest to expiry.
+        log.info("%s deferred: %s", self.name, exc.reason)
+        raise self.retry(countdown=_countdown(self, exc.countdown)) from exc
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True, max_retries=5)
+def handle_subscription_lifecycle(self: Any, subscription_id: int, event: str) -> str:
+    sub = _subscription(subscription_id)
+    if sub is None:
+        return "skipped"
+    owner, chat_id = sub.owner, sub.chat.graph_id
+    try:
+        outcome = subscriptions.subscription_lifecycle(subscription=sub, event=event)
+    except SyncDeferred as exc:
+        log.info("%s deferred: %s", self.name, exc.reason)
+        raise self.retry(countdown=_countdown(self, exc.countdown)) from exc
+    except graph.GraphError as exc:
+        if not exc.transient:
+            raise
+        raise self.retry(countdown=_countdown(self, exc.retry_after or 5)) from exc
+    if outcome in ("removed", "gone"):
+        transaction.on_commit(partial(ensure_member_subscriptions.delay, owner.pk))
+    if outcome in ("removed", "gone", "reauthorized", "missed"):
+        # Graph sent nothing while the subscription was paused or gone.
+        transaction.on_commit(partial(sync_chats.delay, owner.pk, [chat_id]))
+    return outcome
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def resync_active_members(full: bool = False) -> int:
+    """Beat: a sync of every active member, for what notifications missed (`full`: every chat's messages)."""
+    ids = list(subscriptions.members_to_resync().values_list("pk", flat=True))
+    for member_id in ids:
+        transaction.on_commit(partial(sync_member_chats.delay, member_id, full=full))
+    return len(ids)

@@ -114,13 +114,6 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # Tasks must finish (or be re-queued) well inside this; countdowns stay below it.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
-    # Consent revocation is never pushed: confirm every active tenant periodically.
-    "confirm-active-tenants": {
-        "task": "tenants.tasks.confirm_active_tenants",
-        "schedule": float(env_int("TENANT_CONSENT_CHECK_SECONDS", 900)),
-    },
-}
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # The Microsoft cloud. In production leave these at Microsoft's; on a machine without
@@ -150,6 +143,54 @@ GRAPH_MAX_THROTTLES_PER_CHAT = env_int("GRAPH_MAX_THROTTLES_PER_CHAT", 5)
 # One sync per user at a time: its lock is renewed at every round trip and expires this long
 # after the last one if its worker died.
 CHAT_SYNC_LOCK_SECONDS = env_int("CHAT_SYNC_LOCK_SECONDS", 60)
+
+# Change notifications: the portal's public https base URL, which Graph must reach (it POSTs to
+# {URL}/graph/notifications/ and {URL}/graph/lifecycle/). Empty: no subscriptions, and the
+# periodic resync alone keeps chats fresh.
+GRAPH_NOTIFICATION_URL = env_str("GRAPH_NOTIFICATION_URL", "").rstrip("/")
+if GRAPH_NOTIFICATION_URL and not GRAPH_NOTIFICATION_URL.startswith("https://"):
+    raise ImproperlyConfigured(f"GRAPH_NOTIFICATION_URL={GRAPH_NOTIFICATION_URL!r}: Graph notifies https URLs only.")
+# Lifetime of a chat message subscription; Graph allows up to 4320 minutes with a lifecycle URL.
+GRAPH_SUBSCRIPTION_MINUTES = env_int("GRAPH_SUBSCRIPTION_MINUTES", 4200)
+# A subscription is renewed when it would expire within this many minutes.
+GRAPH_SUBSCRIPTION_RENEW_BEFORE_MINUTES = env_int("GRAPH_SUBSCRIPTION_RENEW_BEFORE_MINUTES", 720)
+if not 0 < GRAPH_SUBSCRIPTION_MINUTES <= 4320:
+    raise ImproperlyConfigured("GRAPH_SUBSCRIPTION_MINUTES must be between 1 and 4320 (Graph's limit).")
+if not 0 < GRAPH_SUBSCRIPTION_RENEW_BEFORE_MINUTES < GRAPH_SUBSCRIPTION_MINUTES:
+    raise ImproperlyConfigured(
+        "GRAPH_SUBSCRIPTION_RENEW_BEFORE_MINUTES must be above 0 and below GRAPH_SUBSCRIPTION_MINUTES."
+    )
+# How many of a member's most recently active chats get a subscription.
+GRAPH_SUBSCRIPTIONS_PER_MEMBER = env_int("GRAPH_SUBSCRIPTIONS_PER_MEMBER", 50)
+# Beat: an incremental resync of every active member this often (catches missed notifications).
+CHAT_RESYNC_SECONDS = env_int("CHAT_RESYNC_SECONDS", 300)
+# Beat: a full resync (every chat's messages asked for) this often; it catches edits, which
+# the chat list's last message preview does not show.
+CHAT_FULL_RESYNC_SECONDS = env_int("CHAT_FULL_RESYNC_SECONDS", 3600)
+# Members who signed in within this many days count as active (resynced periodically).
+CHAT_ACTIVE_DAYS = env_int("CHAT_ACTIVE_DAYS", 14)
+
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    # Consent revocation is never pushed: confirm every active tenant periodically.
+    "confirm-active-tenants": {
+        "task": "tenants.tasks.confirm_active_tenants",
+        "schedule": float(env_int("TENANT_CONSENT_CHECK_SECONDS", 900)),
+    },
+    "resync-active-members": {
+        "task": "chat.tasks.resync_active_members",
+        "schedule": float(CHAT_RESYNC_SECONDS),
+    },
+    "full-resync-active-members": {
+        "task": "chat.tasks.resync_active_members",
+        "schedule": float(CHAT_FULL_RESYNC_SECONDS),
+        "kwargs": {"full": True},
+    },
+    # Four looks within the renewal margin (at most hourly): a failed renewal has three more chances.
+    "renew-graph-subscriptions": {
+        "task": "chat.tasks.renew_subscriptions",
+        "schedule": float(min(3600, GRAPH_SUBSCRIPTION_RENEW_BEFORE_MINUTES * 15)),
+    },
+}
 
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",

@@ -1,4 +1,5 @@
-"""`make run`: devcloud, the web server, a Celery worker and beat, stopped together by Ctrl-C."""
+"""`make run`: devcloud, the web server (and its HTTPS twin for Graph's webhooks), a Celery worker and
+beat, stopped together by Ctrl-C."""
 
 from __future__ import annotations
 
@@ -49,9 +50,12 @@ def secret_file(name: str, make: Callable[[], str]) -> Path:
     return path
 
 
-def environment(port: int, devcloud_port: int) -> dict[str, str]:
+def environment(port: int, devcloud_port: int, webhook_port: int | None) -> dict[str, str]:
     devcloud = f"https://127.0.0.1:{devcloud_port}"
     env = dict(os.environ)
+    if webhook_port is not None:
+        # Graph notifies https URLs only: the "webhook" process serves the portal over HTTPS.
+        env["GRAPH_NOTIFICATION_URL"] = f"https://127.0.0.1:{webhook_port}"
     env.setdefault("DEBUG", "true")
     if "SECRET_KEY" not in env:
         env.setdefault("SECRET_KEY_FILE", str(secret_file("secret_key", lambda: secrets.token_urlsafe(50))))
@@ -105,7 +109,9 @@ def manage(env: dict[str, str], *args: str) -> None:
 def main() -> None:
     port = int(os.environ.get("PORT", "8000"))
     devcloud_port = int(os.environ.get("DEVCLOUD_PORT", "8443"))
-    env = environment(port, devcloud_port)
+    # Without a public URL of the user's own, devcloud notifies a local HTTPS server.
+    webhook_port = None if os.environ.get("GRAPH_NOTIFICATION_URL") else int(os.environ.get("WEBHOOK_PORT", "8444"))
+    env = environment(port, devcloud_port, webhook_port)
     check_redis(env.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     python = str(VENV_BIN / "python")
     procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -148,6 +154,26 @@ def main() -> None:
             ],
             env,
         )
+        if webhook_port is not None:
+            procs["webhook"] = start(
+                "webhook",
+                [
+                    python,
+                    "-m",
+                    "uvicorn",
+                    "portal.asgi:application",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(webhook_port),
+                    "--ssl-certfile",
+                    str(VAR / "devcloud" / "server.pem"),
+                    "--ssl-keyfile",
+                    str(VAR / "devcloud" / "server-key.pem"),
+                    "--no-access-log",
+                ],
+                env,
+            )
         procs["worker"] = start(
             "worker", [python, "-m", "celery", "-A", "portal", "worker", "-l", "info", "--concurrency", "2"], env
         )
@@ -156,6 +182,7 @@ def main() -> None:
             f"\n  Portal:   http://127.0.0.1:{port}/\n"
             f"  Health:   http://127.0.0.1:{port}/healthz\n"
             f"  devcloud: https://127.0.0.1:{devcloud_port}/_devcloud/directory\n"
+            f"  Graph notifies: {env['GRAPH_NOTIFICATION_URL']}/graph/notifications/\n"
             "  Ctrl-C stops everything.\n",
             flush=True,
         )

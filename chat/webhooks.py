@@ -1,0 +1,82 @@
+"""Graph's change-notification and lifecycle webhooks.
+
+Graph cannot send a CSRF token: the secret `clientState` authenticates each item instead.
+Nothing here calls Graph: items are checked against our records, syncs are queued, and Graph
+gets its 202 at once (it retries slow or failed deliveries, and drops them in the end).
+An item we do not recognise is still answered 202: a retry would not make it ours, and a
+different answer would tell a prober which subscription ids exist.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from chat import subscriptions, tasks
+
+log = logging.getLogger(__name__)
+
+
+def _handshake(request: HttpRequest) -> HttpResponse | None:
+    """Graph validates a URL by POSTing `validationToken`: it wants it back, exactly, as text/plain."""
+    token = request.GET.get("validationToken")
+    if token is None:
+        return None
+    return HttpResponse(token, content_type="text/plain; charset=utf-8")
+
+
+def _items(request: HttpRequest) -> list[Any] | None:
+    try:
+        body = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    items = body.get("value") if isinstance(body, dict) else None
+    return items if isinstance(items, list) else None
+
+
+def _ignored(kind: str, ignored: int, total: int) -> None:
+    if ignored:
+        # Counts only: an item's clientState is a secret, right or wrong.
+        log.warning(
+            "graph %s: %d of %d items ignored (unknown subscription or clientState mismatch)", kind, ignored, total
+        )
+
+
+@csrf_exempt
+@require_POST
+def notifications(request: HttpRequest) -> HttpResponse:
+    if (answer := _handshake(request)) is not None:
+        return answer
+    items = _items(request)
+    if items is None:
+        return HttpResponseBadRequest("expected a JSON object with a 'value' list", content_type="text/plain")
+    accepted, ignored = subscriptions.notifications_accept(items=items)
+    _ignored("notifications", ignored, len(items))
+    for sub in {a.subscription.pk: a.subscription for a in accepted}.values():
+        if subscriptions.notification_mark(subscription=sub):
+            transaction.on_commit(partial(tasks.sync_notified_chat.delay, sub.pk))
+    return HttpResponse(status=202)
+
+
+@csrf_exempt
+@require_POST
+def lifecycle(request: HttpRequest) -> HttpResponse:
+    if (answer := _handshake(request)) is not None:
+        return answer
+    items = _items(request)
+    if items is None:
+        return HttpResponseBadRequest("expected a JSON object with a 'value' list", content_type="text/plain")
+    accepted, ignored = subscriptions.notifications_accept(items=items)
+    events = [(a.subscription.pk, a.item.get("lifecycleEvent")) for a in accepted]
+    known = [(pk, event) for pk, event in events if event in subscriptions.LIFECYCLE_EVENTS]
+    _ignored("lifecycle events", ignored + len(events) - len(known), len(items))
+    for pk, event in known:
+        transaction.on_commit(partial(tasks.handle_subscription_lifecycle.delay, pk, str(event)))
+    return HttpResponse(status=202)
