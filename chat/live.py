@@ -14,6 +14,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from chat import selectors
 from chat.models import Chat, ChatMember, ChatSyncState, Message
 from chat.render import message_payload
 from tenants.models import TenantUser
@@ -56,8 +57,12 @@ def message_events(chat: Chat, messages: Iterable[Message]) -> list[tuple[int, d
     rows = list(messages)
     if not rows:
         return []
+    names = selectors.names_if_needed(chat=chat, messages=rows)
     return [
-        (member_id, {"type": "messages", "chat": chat.pk, "messages": [message_payload(m, me=oid) for m in rows]})
+        (
+            member_id,
+            {"type": "messages", "chat": chat.pk, "messages": [message_payload(m, me=oid, names=names) for m in rows]},
+        )
         for member_id, oid in _portal_members(chat)
     ]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import nh3
@@ -63,20 +64,22 @@ def html_from_text(text: str) -> str:
     return "<p>" + html.escape(text.strip()).replace("\r\n", "\n").replace("\n", "<br>") + "</p>"
 
 
-def event_text(message: Message) -> str:
-    """System event messages (members added…) in words."""
+def event_text(message: Message, names: Mapping[str, str] | None = None) -> str:
+    """System event messages (members added…) in words; Graph often leaves their names out."""
     detail = message.event or {}
     kind = str(detail.get("@odata.type", "")).rsplit(".", 1)[-1]
     if kind == "membersAddedEventMessageDetail":
-        names = [m.get("displayName") or "someone" for m in detail.get("members") or []]
-        return f"{', '.join(names) or 'Someone'} joined the chat"
+        known = names or {}
+        people = [m.get("displayName") or known.get(str(m.get("id"))) or "someone" for m in detail.get("members") or []]
+        return f"{', '.join(people) or 'Someone'} joined the chat"
     if kind == "chatRenamedEventMessageDetail":
         return f"The chat was renamed {detail.get('chatDisplayName') or ''}".strip()
     return "Chat updated"
 
 
-def message_payload(message: Message, *, me: str) -> dict[str, Any]:
-    """One message for the thread (JSON and websocket alike); `me` is the viewer's oid."""
+def message_payload(message: Message, *, me: str, names: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """One message for the thread (JSON and websocket alike); `me` is the viewer's oid, `names`
+    the chat members' names by oid (for system events)."""
     deleted = message.deleted_at is not None
     system = message.message_type not in ("message", "")
     return {
@@ -85,7 +88,7 @@ def message_payload(message: Message, *, me: str) -> dict[str, Any]:
         "sender": message.sender_name,
         "mine": str(message.sender_oid) == me if message.sender_oid else False,
         "html": "" if deleted or system else safe_html(message.body, message.body_type),
-        "event": event_text(message) if system and not deleted else "",
+        "event": event_text(message, names) if system and not deleted else "",
         "created": message.created_at.isoformat(),
         "modified": message.last_modified_at.isoformat(),
         "edited": message.last_edited_at is not None and not deleted,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import OuterRef, Prefetch, Q, Subquery
 from django.http import Http404
 
 from chat.models import Chat, ChatMember, ChatSyncState, Message
@@ -82,17 +82,23 @@ def _entry(chat: Chat, member: TenantUser) -> ChatEntry:
     return ChatEntry(chat, chat_title(chat, names=names), preview, chat.last_message_at, unread)
 
 
-def chat_entry(*, member: TenantUser, chat: Chat) -> ChatEntry:
-    """The list line of one chat (the thread's header uses its title)."""
-    names = [
-        m.display_name or m.email or "Someone"
-        for m in ChatMember.objects.filter(tenant=member.tenant, chat=chat).exclude(oid=member.oid)
-    ]
-    return ChatEntry(chat, chat_title(chat, names=names), "", chat.last_message_at, False)
+def chat_members(*, chat: Chat) -> list[ChatMember]:
+    return list(ChatMember.objects.filter(tenant_id=chat.tenant_id, chat=chat).order_by("display_name", "oid"))
 
 
-def chat_members(*, chat: Chat) -> QuerySet[ChatMember]:
-    return ChatMember.objects.filter(tenant_id=chat.tenant_id, chat=chat).order_by("display_name", "oid")
+def member_names(members: list[ChatMember]) -> dict[str, str]:
+    return {str(m.oid): m.display_name or m.email for m in members}
+
+
+def thread_title(*, member: TenantUser, chat: Chat, members: list[ChatMember]) -> str:
+    return chat_title(chat, names=[m.display_name or m.email or "Someone" for m in members if m.oid != member.oid])
+
+
+def names_if_needed(*, chat: Chat, messages: list[Message]) -> dict[str, str] | None:
+    """Members' names, only when a system event among `messages` may need them."""
+    if not any(m.message_type not in ("message", "") for m in messages):
+        return None
+    return member_names(chat_members(chat=chat))
 
 
 def thread_page(*, chat: Chat, before: tuple[dt.datetime, str] | None = None) -> tuple[list[Message], bool]:

@@ -118,14 +118,16 @@ def chats_page(request: HttpRequest, chat_id: int | None = None) -> HttpResponse
     if chat is not None:
         messages, older = selectors.thread_page(chat=chat)
         services.chat_mark_read(member=member, chat=chat)
-        context["title"] = selectors.chat_entry(member=member, chat=chat).title
-        context["members"] = selectors.chat_members(chat=chat)
+        members = selectors.chat_members(chat=chat)
+        names = selectors.member_names(members)
+        context["title"] = selectors.thread_title(member=member, chat=chat, members=members)
+        context["members"] = members
         config |= {
             "chat": chat.pk,
             "messagesUrl": reverse("chat_messages", args=[chat.pk]),
             "changesUrl": reverse("chat_changes", args=[chat.pk]),
             "readUrl": reverse("chat_read", args=[chat.pk]),
-            "messages": [message_payload(m, me=str(member.oid)) for m in messages],
+            "messages": [message_payload(m, me=str(member.oid), names=names) for m in messages],
             "hasOlder": older,
         }
     context["chat_config"] = config
@@ -186,8 +188,9 @@ def chat_messages(request: HttpRequest, member: TenantUser, chat_id: int) -> Jso
             return _error(400, "bad_cursor", "before must be an ISO 8601 time with a zone.")
         before = (at, request.GET["before_id"][:64])
     messages, older = selectors.thread_page(chat=chat, before=before)
-    me = str(member.oid)
-    return JsonResponse({"messages": [message_payload(m, me=me) for m in messages], "has_older": older})
+    me, names = str(member.oid), selectors.names_if_needed(chat=chat, messages=messages)
+    payload = [message_payload(m, me=me, names=names) for m in messages]
+    return JsonResponse({"messages": payload, "has_older": older})
 
 
 def _send(request: HttpRequest, member: TenantUser, chat: Chat) -> JsonResponse:
@@ -215,9 +218,9 @@ def chat_changes(request: HttpRequest, member: TenantUser, chat_id: int) -> Json
     if since is None or since.tzinfo is None:
         return _error(400, "bad_since", "since must be an ISO 8601 time with a zone.")
     changes = selectors.thread_changes(chat=chat, since=since)
-    me = str(member.oid)
+    me, names = str(member.oid), selectors.names_if_needed(chat=chat, messages=changes)
     full = len(changes) >= selectors.CHANGES_LIMIT
-    return JsonResponse({"messages": [message_payload(m, me=me) for m in changes], "truncated": full})
+    return JsonResponse({"messages": [message_payload(m, me=me, names=names) for m in changes], "truncated": full})
 
 
 @member_json("POST")

@@ -46,11 +46,28 @@ function when(iso) {
 const listNav = document.getElementById("chat-list");
 let listTimer = null;
 
+function localTimes(root) {
+  // The server writes UTC; people read their own time (today: the hour; before: the day).
+  const today = new Date().toDateString();
+  root.querySelectorAll("time.chat-time").forEach((node) => {
+    const at = new Date(node.dateTime);
+    node.textContent =
+      at.toDateString() === today
+        ? at.toLocaleTimeString([], { timeStyle: "short" })
+        : at.toLocaleDateString([], { dateStyle: "medium" });
+  });
+}
+
 async function refreshList() {
   const params = new URLSearchParams({ current: config.chat || "" });
   const { ok, data } = await api(`${config.listUrl}?${params}`);
-  if (ok) listNav.innerHTML = data.html;
+  if (ok) {
+    listNav.innerHTML = data.html;
+    localTimes(listNav);
+  }
 }
+
+localTimes(listNav);
 
 function refreshListSoon() {
   clearTimeout(listTimer);
@@ -69,6 +86,7 @@ listNav.addEventListener("click", async (event) => {
   }
   const holder = document.createElement("template");
   holder.innerHTML = data.html;
+  localTimes(holder.content);
   const list = listNav.querySelector("ul.chat-list");
   holder.content.querySelectorAll("li.chat-entry").forEach((li) => {
     if (!list.querySelector(`li[data-chat="${li.dataset.chat}"]`)) list.append(li);

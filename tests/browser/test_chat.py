@@ -61,12 +61,12 @@ def signed_in(browser: Browser, portal: PortalServer, who: str) -> Page:
     page.get_by_role("button", name="Sign in with Microsoft").click()
     entra_sign_in(page, who)
     accept_consent_if_asked(page)
-    expect(page.get_by_role("link", name="Chats")).to_be_visible()
+    expect(page.get_by_role("link", name="Chats", exact=True)).to_be_visible()
     return page
 
 
 def open_chat(page: Page, topic: str) -> None:
-    page.get_by_role("link", name="Chats").click()
+    page.get_by_role("link", name="Chats", exact=True).click()
     chats = page.get_by_role("navigation", name="Your chats")
     # The first sync runs after sign-in; the list fills in live.
     chats.get_by_role("link", name=topic).click()
@@ -146,7 +146,7 @@ def test_a_throttled_send_waits_and_goes_through_without_losing_the_text(
 
 def test_bob_starts_a_chat_with_alice_from_the_directory(browser: Browser, portal: PortalServer) -> None:
     bob = signed_in(browser, portal, "bob")
-    bob.get_by_role("link", name="Chats").click()
+    bob.get_by_role("link", name="Chats", exact=True).click()
     bob.get_by_role("button", name="New chat").click()
     dialog = bob.get_by_role("dialog", name="New chat")
     dialog.get_by_label("Find people").fill("Alice")
