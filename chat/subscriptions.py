@@ -30,7 +30,7 @@ from django.urls import reverse
 
 from chat import live, services
 from chat.models import Chat, ChatMember, ChatSyncState, GraphSubscription
-from chat.sync import SyncStopped, _token
+from chat.sync import SyncStopped, member_token
 from integrations import graph
 from portal import coordination
 from tenants.models import CustomerTenant, TenantUser
@@ -98,7 +98,7 @@ def sync_stop(*, member: TenantUser, reason: str) -> None:
 def _token_or_stop(member: TenantUser) -> str | None:
     """The member's Graph token, or None once his sync is stopped; SyncDeferred when Entra is down."""
     try:
-        return _token(member)
+        return member_token(member)
     except SyncStopped as exc:
         sync_stop(member=member, reason=str(exc))
         return None
@@ -190,7 +190,7 @@ def _record(member: TenantUser, chat: Chat, secret: str, result: dict[str, Any] 
             )
     except IntegrityError:
         log.warning("chat %s: a second subscription was recorded meanwhile; deleting ours", chat.pk)
-        _with_session(_token(member), lambda session: _delete_quietly(session, result["id"]))
+        _with_session(member_token(member), lambda session: _delete_quietly(session, result["id"]))
         return False
     return True
 

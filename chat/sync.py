@@ -113,9 +113,6 @@ def member_token(member: TenantUser) -> str:
     return token.access_token
 
 
-_token = member_token
-
-
 def _state(member: TenantUser) -> ChatSyncState:
     state, _ = ChatSyncState.objects.get_or_create(member=member, defaults={"tenant": member.tenant})
     return state

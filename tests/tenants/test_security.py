@@ -129,6 +129,8 @@ def test_personal_accounts_are_refused_and_audited(devcloud_vendors: DevCloud) -
 
 
 PUBLIC = {"home", "vendor_page", "sign_in", "connect", "auth_callback", "onboarding_callback"}
+# Graph's webhooks: authenticated by each item's clientState (tests/chat/test_webhook.py).
+PUBLIC |= {"graph_notifications", "graph_lifecycle"}
 
 
 def protected_urls() -> list[tuple[str, str]]:
