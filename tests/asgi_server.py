@@ -45,6 +45,8 @@ def serve_portal(devcloud: DevCloud, *, tls: bool = True) -> Iterator[PortalServ
         log_level="warning",
         lifespan="off",
         ws="websockets-sansio",
+        # devcloud and browsers keep connections alive: don't wait for them at the end of a test.
+        timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="portal-asgi", daemon=True)

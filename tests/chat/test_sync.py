@@ -156,3 +156,19 @@ def test_a_429_without_retry_after_backs_off_with_jitter(bob: TenantUser, devclo
     state = chat_sync_member(member=bob)
     assert state.status == ChatSyncState.Status.IDLE
     assert mirror(bob) == expected(graph_truth(devcloud_settings, BOB))
+
+
+def test_every_member_of_a_chat_of_more_than_25_is_mirrored(bob: TenantUser, devcloud_settings: DevCloud) -> None:
+    users = devcloud_settings.control("POST", f"/tenants/{FABRIKAM}/users", json={"count": 30, "prefix": "crowd"})
+    crowd = [u["id"] for u in users["users"]]
+    chat = devcloud_settings.control(
+        "POST", "/chats", json={"chatType": "group", "topic": "All hands", "members": crowd[:2], "creator": BOB}
+    )
+    for user in users["users"][2:]:
+        devcloud_settings.control("POST", f"/chats/{quote(chat['id'], safe='')}/members", json={"user": user["id"]})
+    chat_sync_member(member=bob)
+    mirrored = ChatMember.objects.filter(tenant=bob.tenant, chat__graph_id=chat["id"])
+    assert mirrored.count() == 31  # bob and the 30; `$expand=members` would have given 25
+    assert set(mirrored.values_list("display_name", flat=True)) >= {u["display_name"] for u in users["users"]}
+    endpoints = [e["endpoint"] for e in devcloud_settings.requests(service="graph")]
+    assert "graph.list_members" in endpoints

@@ -113,8 +113,9 @@ def test_a_rotated_key_is_picked_up_by_the_refetch(
         ({"aud": "00000000-0000-0000-0000-000000000001"}, "wrong audience"),
         ({"tid": NORTHWIND}, "issuer does not match"),
         ({"iss": "https://login.example/" + FABRIKAM + "/v2.0"}, "issuer does not match"),
-        ({"exp": int(time.time()) - 400, "nbf": int(time.time()) - 4000, "iat": int(time.time()) - 4000}, "expired"),
-        ({"nbf": int(time.time()) + 600}, "not valid yet"),
+        # Times as offsets from when the test runs (not from when it was collected).
+        ({"exp": -400, "nbf": -4000, "iat": -4000}, "expired"),
+        ({"nbf": 600}, "not valid yet"),
         ({"nonce": "someone-elses-nonce"}, "nonce does not match"),
     ],
     ids=["aud", "tid-vs-iss", "iss", "expired", "not-yet-valid", "nonce"],
@@ -129,6 +130,8 @@ def test_forged_claims_are_refused(
     _, nonce, header, claims = real
     keys = json.loads((devcloud_settings.state_dir / "signing-keys.json").read_text())
     key = serialization.load_pem_private_key(keys[-1]["pem"].encode(), None)
+    now = int(time.time())
+    change = {k: now + v if k in ("exp", "nbf", "iat") else v for k, v in change.items()}
     with pytest.raises(InvalidIdToken, match=message):
         validate_id_token(forge(header, {**claims, **change}, key=key), client_id=CONTOSO_APP, nonce=nonce)
 
