@@ -207,7 +207,7 @@ async def _delete_quietly(session: graph.GraphSession, graph_id: str) -> None:
 def subscriptions_due() -> list[int]:
     """Forget expired subscriptions (Graph deleted them); the owners (ids) of those due for renewal."""
     now = _now()
-    GraphSubscription.objects.filter(expires_at__lte=now).delete()
+    GraphSubscription.objects.filter(expires_at__lte=now).delete()  # all tenants: Graph deleted them
     due = GraphSubscription.objects.filter(tenant__status=ACTIVE).filter(
         Q(expires_at__lte=now + dt.timedelta(minutes=settings.GRAPH_SUBSCRIPTION_RENEW_BEFORE_MINUTES))
         | Q(status=GraphSubscription.Status.REAUTHORIZE)

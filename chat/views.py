@@ -122,6 +122,8 @@ def chats_page(request: HttpRequest, chat_id: int | None = None) -> HttpResponse
         names = selectors.member_names(members)
         context["title"] = selectors.thread_title(member=member, chat=chat, members=members)
         context["members"] = members
+        # Graph's link to the chat in Teams; anything but https is not a link we follow.
+        context["teams_url"] = chat.web_url if chat.web_url.startswith("https://") else ""
         config |= {
             "chat": chat.pk,
             "messagesUrl": reverse("chat_messages", args=[chat.pk]),
