@@ -74,11 +74,12 @@ def _entry(chat: Chat, member: TenantUser) -> ChatEntry:
     preview = ""
     if body is not None:
         text = plain_text(body, chat.preview_type)  # type: ignore[attr-defined]
-        sender = chat.preview_sender  # type: ignore[attr-defined]
-        who = "You" if sender is not None and sender == member.oid else chat.preview_name  # type: ignore[attr-defined]
+        mine = chat.preview_sender is not None and chat.preview_sender == member.oid  # type: ignore[attr-defined]
+        who = "You" if mine else chat.preview_name  # type: ignore[attr-defined]
         preview = f"{who}: {text}" if who else text
     read_at = chat.read_at  # type: ignore[attr-defined]
-    unread = chat.last_message_at is not None and (read_at is None or chat.last_message_at > read_at)
+    mine = chat.preview_sender is not None and chat.preview_sender == member.oid  # type: ignore[attr-defined]
+    unread = not mine and chat.last_message_at is not None and (read_at is None or chat.last_message_at > read_at)
     return ChatEntry(chat, chat_title(chat, names=names), preview, chat.last_message_at, unread)
 
 

@@ -70,6 +70,8 @@ class Progress:
     requests: int = 0
     messages: int = 0
     pending: list[Cursor] = field(default_factory=list)
+    # A targeted sync (a notification's chat) leaves the member's progress as the last full one left it.
+    quiet: bool = False
 
 
 def backoff(attempt: int, retry_after: float | None) -> float:
@@ -149,8 +151,9 @@ def chat_sync_member(
         _save(state, status=ChatSyncState.Status.STOPPED, stopped_reason=str(exc), finished_at=_now())
         live.publish_progress(state)
     except SyncDeferred as exc:
-        _save(state, status=ChatSyncState.Status.RETRYING, last_error=exc.reason[:500], finished_at=_now())
-        live.publish_progress(state)
+        if not only:  # a targeted sync is retried by its task; the member's sync is not waiting
+            _save(state, status=ChatSyncState.Status.RETRYING, last_error=exc.reason[:500], finished_at=_now())
+            live.publish_progress(state)
         raise
     return state
 
@@ -160,9 +163,10 @@ def _now() -> dt.datetime:
 
 
 def _run(member: TenantUser, state: ChatSyncState, lease: Lock, *, full: bool, targets: set[str], only: bool) -> None:
-    progress = Progress(state, lease)
-    _save(state, status=ChatSyncState.Status.RUNNING, started_at=_now(), chats_done=0, stopped_reason="", last_error="")
-    live.publish_progress(state)
+    progress = Progress(state, lease, quiet=only)
+    if not only:
+        _save(state, status=ChatSyncState.Status.RUNNING, started_at=_now(), chats_done=0, stopped_reason="")
+        live.publish_progress(state)
     with asyncio.Runner() as runner:
         session = graph.GraphSession.open(member_token(member))
         try:
@@ -175,22 +179,27 @@ def _run(member: TenantUser, state: ChatSyncState, lease: Lock, *, full: bool, t
                 for chat in chats
                 if full or chat.graph_id in targets or _changed(chat)
             ]
-            _save(state, chats_total=len(progress.pending))
+            if not only:
+                _save(state, chats_total=len(progress.pending))
             while progress.pending:
                 _round(runner, session, member.tenant, progress)
         except graph.GraphError as exc:
             _graph_failure(exc, progress)
         finally:
             runner.run(session.aclose())
+    done = {"finished_at": _now()} if not only else {}
     _save(
         state,
         status=ChatSyncState.Status.IDLE,
-        finished_at=_now(),
+        stopped_reason="",
+        last_error="",
         last_success_at=_now(),
         requests_made=F("requests_made") + progress.requests,
+        **done,
     )
     state.refresh_from_db(fields=["requests_made", "chats_done", "messages_synced"])
-    live.publish_progress(state)
+    if not only:
+        live.publish_progress(state)
 
 
 def _changed(chat: Chat) -> bool:
@@ -257,8 +266,9 @@ def _round(runner: asyncio.Runner, session: graph.GraphSession, tenant: Customer
     progress.requests += len(ready)
     for cursor, (status, body, headers) in zip(ready, answers, strict=True):
         _answer(cursor, status, body, headers, progress)
-    progress.state.refresh_from_db(fields=["chats_done", "chats_total", "messages_synced"])
-    live.publish_progress(progress.state)
+    if not progress.quiet:
+        progress.state.refresh_from_db(fields=["chats_done", "chats_total", "messages_synced"])
+        live.publish_progress(progress.state)
 
 
 def _answer(cursor: Cursor, status: int, body: dict[str, Any], headers: dict[str, str], progress: Progress) -> None:
@@ -305,6 +315,7 @@ def _page(cursor: Cursor, body: dict[str, Any], progress: Progress) -> None:
     state = progress.state
     if done:
         progress.pending.remove(cursor)
-        _save(state, chats_done=F("chats_done") + 1, messages_synced=F("messages_synced") + count)
+        chats_done = {} if progress.quiet else {"chats_done": F("chats_done") + 1}
+        _save(state, messages_synced=F("messages_synced") + count, **chats_done)
     else:
         _save(state, messages_synced=F("messages_synced") + count)

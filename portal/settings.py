@@ -103,7 +103,12 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNELS_PREFIX", "portal:channels")},
+        "CONFIG": {
+            # channels_redis waits for messages with a 5 s blocking pop: redis-py's default 5 s
+            # socket timeout would cut it (and every idle websocket with it).
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+            "prefix": env_str("CHANNELS_PREFIX", "portal:channels"),
+        },
     }
 }
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)

@@ -179,7 +179,8 @@ def main() -> None:
         )
         procs["beat"] = start("beat", [python, "-m", "celery", "-A", "portal", "beat", "-l", "info"], env)
         print(
-            f"\n  Portal:   http://127.0.0.1:{port}/\n"
+            # localhost, not 127.0.0.1: the ACS Calling SDK wants a secure context (https or localhost).
+            f"\n  Portal:   http://localhost:{port}/\n"
             f"  Health:   http://127.0.0.1:{port}/healthz\n"
             f"  devcloud: https://127.0.0.1:{devcloud_port}/_devcloud/directory\n"
             f"  Graph notifies: {env['GRAPH_NOTIFICATION_URL']}/graph/notifications/\n"

@@ -9,10 +9,12 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from chat.tasks import sync_member_chats
 from identity import crypto
 from identity import services as identity_services
 from identity.views import CONSENT_KEY, refused, safe_next, start
@@ -28,7 +30,9 @@ PAGE_SIZE = 25
 def home(request: HttpRequest) -> HttpResponse:
     member = selectors.access_member(user=request.user)
     vendors = Vendor.objects.order_by("name")
-    return render(request, "portal/home.html", {"member": member, "vendors": vendors})
+    # Sent here to sign in (a chat link, say): the provider's sign-in comes back to that page.
+    next_url = "" if request.user.is_authenticated else safe_next(request, request.GET.get("next", ""))
+    return render(request, "portal/home.html", {"member": member, "vendors": vendors, "next": next_url})
 
 
 @require_GET
@@ -97,6 +101,8 @@ def onboarding_callback(request: HttpRequest) -> HttpResponse:
         confirmed_by="client-credentials token for the tenant; the admin's tokens for every requested scope",
     )
     messages.success(request, f"{tenant.display_name or tenant.domain} is connected to {vendor.name}.")
+    # The admin is a Teams user too: his chats, now that the tenant is active.
+    transaction.on_commit(lambda: sync_member_chats.delay(member.pk))
     return redirect("tenant_admin")
 
 

@@ -332,6 +332,11 @@ function setUpComposer(thread) {
       box.focus();
       return;
     }
+    if (text.length > config.maxChars) {
+      error.textContent = `A message can have at most ${config.maxChars} characters; this one has ${text.length}.`;
+      box.focus();
+      return;
+    }
     error.textContent = "";
     const li = pendingNode(text);
     thread.list.append(li);

@@ -230,3 +230,25 @@ def test_a_message_bob_sends_reaches_alices_open_page(
     messages = run(scenario)[-1]["messages"]
     assert [m["html"] for m in messages] == ["<p>hi Alice</p>"]
     assert messages[0]["sender"] == "Bob Baker" and not messages[0]["mine"]
+
+
+def test_an_idle_socket_stays_open_and_still_hears_of_changes(
+    people: dict[str, Person], devcloud_settings: DevCloud, portal: PortalServer
+) -> None:
+    """Longer than the channel layer's 5 s blocking read (once cut by the Redis client's timeout)."""
+    chat = Chat.objects.get(tenant=member(BOB).tenant, topic="Q3 launch")
+    bob_member = member(BOB)
+
+    async def scenario() -> tuple[bool, list[dict[str, Any]]]:
+        bob = Socket(portal, devcloud_settings, people["bob"], f"/ws/chat/{chat.pk}/")
+        await bob.connect()
+        quiet = await bob.nothing(timeout=7)
+        post_in_teams(devcloud_settings, chat, ALICE, "<p>after a quiet while</p>")
+        await in_thread(chat_sync_member, member=bob_member, chat_ids=[chat.graph_id], only=True)
+        events = await events_until(bob, "messages")
+        await bob.close()
+        return quiet, events
+
+    quiet, events = run(scenario)
+    assert quiet
+    assert [m["html"] for m in events[-1]["messages"]] == ["<p>after a quiet while</p>"]

@@ -145,7 +145,7 @@ def test_a_throttled_send_says_when_to_try_again_and_sends_nothing(
 
 @pytest.mark.parametrize(
     ("body", "error"),
-    [({"content": "  "}, "empty"), ({"content": 5}, "empty"), ({"content": "x" * 8001}, "too_long"), ([1], "bad_json")],
+    [({"content": "  "}, "empty"), ({"content": 5}, "empty"), ({"content": "x" * 4001}, "too_long"), ([1], "bad_json")],
 )
 def test_bad_messages_are_refused_with_a_reason(people: dict[str, Person], body: Any, error: str) -> None:
     refused = post_json(people["bob"], f"/api/chats/{a_chat().pk}/messages/", body)
