@@ -247,3 +247,32 @@ def test_changes_since_a_time_catch_a_page_up(people: dict[str, Person], devclou
     )
     assert [m["html"] for m in changes] == ["<p>while you were away</p>"]
     assert people["bob"].client.get(f"/api/chats/{chat.pk}/changes/", {"since": "yesterday"}).status_code == 400
+
+
+def test_a_chat_whose_newest_message_is_bobs_own_is_not_unread(
+    people: dict[str, Person], devcloud_settings: DevCloud
+) -> None:
+    chat = a_chat()
+    path = f"/chats/{quote(chat.graph_id, safe='')}/messages"
+    devcloud_settings.control("POST", path, json={"from": BOB, "content": "<p>typed in Teams by bob</p>"})
+    chat_sync_member(member=member(BOB), chat_ids=[chat.graph_id], only=True)
+    entry = next(e for e in selectors.member_chats(member=member(BOB))[0] if e.chat.pk == chat.pk)
+    assert not entry.unread and entry.preview == "You: typed in Teams by bob"
+
+
+def test_the_api_answers_json_404_for_a_chat_that_is_not_yours(people: dict[str, Person]) -> None:
+    refused = people["charlie"].client.get(f"/api/chats/{a_chat().pk}/messages/")
+    assert refused.status_code == 404
+    assert refused.json() == {"error": "not_found", "message": "No such chat."}
+
+
+def test_a_chat_link_opened_signed_out_signs_in_and_comes_back(people: dict[str, Person]) -> None:
+    from django.test import Client
+
+    url = f"/chats/{a_chat().pk}/"
+    stranger = Client()
+    home = stranger.get(stranger.get(url)["Location"])
+    assert f'href="/v/contoso/?next={url}"' in home.content.decode()
+    assert "Sign in to continue" in home.content.decode()
+    vendor = stranger.get("/v/contoso/", {"next": url}).content.decode()
+    assert f'<input type="hidden" name="next" value="{url}">' in vendor
