@@ -8,7 +8,6 @@ Graph or the buckets say "wait", the browser is told how long and keeps the text
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -54,16 +53,8 @@ def _as_user(member: TenantUser, call: Callable[[graph.GraphSession], Awaitable[
         raise ActionFailed(status, str(exc), STOPPED_MESSAGES.get(str(exc), "Sign in again.")) from exc
     except sync.SyncDeferred as exc:
         raise ActionFailed(503, exc.reason, "Microsoft sign-in is not answering. Try again.", exc.countdown) from exc
-
-    async def run() -> T:
-        session = graph.GraphSession.open(token)
-        try:
-            return await call(session)
-        finally:
-            await session.aclose()
-
     try:
-        return asyncio.run(run())
+        return graph.run_with_session(token, call)
     except graph.GraphError as exc:
         raise _failure(exc) from exc
 

@@ -19,9 +19,9 @@ import logging
 import secrets
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -36,7 +36,6 @@ from portal import coordination
 from tenants.models import CustomerTenant, TenantUser
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 # After Graph says a chat has a subscription of ours that we have no record of (another worker's
 # not yet committed, or one that outlived its row), leave the chat to the resync for this long.
@@ -104,17 +103,6 @@ def _token_or_stop(member: TenantUser) -> str | None:
         return None
 
 
-def _with_session(token: str, work: Callable[[graph.GraphSession], Awaitable[T]]) -> T:
-    async def run() -> T:
-        session = graph.GraphSession.open(token)
-        try:
-            return await work(session)
-        finally:
-            await session.aclose()
-
-    return asyncio.run(run())
-
-
 # creating ------------------------------------------------------------------------------------
 def subscriptions_ensure(*, member: TenantUser) -> list[str]:
     """Subscribe to those of the member's most active chats that have no subscription; the Graph ids
@@ -140,7 +128,7 @@ def _ensure(member: TenantUser) -> list[str]:
     token = _token_or_stop(member)
     if token is None:
         return []
-    results = _with_session(token, lambda session: _create_all(session, missing))
+    results = graph.run_with_session(token, lambda session: _create_all(session, missing))
     created = [chat.graph_id for chat, secret, result in results if _record(member, chat, secret, result)]
     log.info("member %s: %d of %d chat subscriptions created", member.pk, len(created), len(missing))
     return created
@@ -190,7 +178,7 @@ def _record(member: TenantUser, chat: Chat, secret: str, result: dict[str, Any] 
             )
     except IntegrityError:
         log.warning("chat %s: a second subscription was recorded meanwhile; deleting ours", chat.pk)
-        _with_session(member_token(member), lambda session: _delete_quietly(session, result["id"]))
+        graph.run_with_session(member_token(member), lambda session: _delete_quietly(session, result["id"]))
         return False
     return True
 
@@ -233,7 +221,7 @@ def subscriptions_renew(*, member: TenantUser) -> int:
         _hand_over(due)
         return 0
     wanted = wanted_chat_ids(member)
-    results = _with_session(token, lambda session: _renew_all(session, due, wanted))
+    results = graph.run_with_session(token, lambda session: _renew_all(session, due, wanted))
     return sum(_renewed(sub, result) for sub, result in results)
 
 
@@ -316,7 +304,7 @@ def _reauthorize(sub: GraphSubscription) -> str:
         _hand_over([sub])
         return "stopped"
     try:
-        _with_session(token, lambda session: session.reauthorize_subscription(sub.graph_id))
+        graph.run_with_session(token, lambda session: session.reauthorize_subscription(sub.graph_id))
     except graph.GraphError as exc:
         if exc.status not in (403, 404):
             raise

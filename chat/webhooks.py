@@ -32,13 +32,18 @@ def _handshake(request: HttpRequest) -> HttpResponse | None:
     return HttpResponse(token, content_type="text/plain; charset=utf-8")
 
 
-def _items(request: HttpRequest) -> list[Any] | None:
+def _items(request: HttpRequest) -> list[Any] | HttpResponse:
+    """The items of Graph's POST, or the answer to give: the handshake's, or a 400."""
+    if (answer := _handshake(request)) is not None:
+        return answer
     try:
         body = json.loads(request.body)
     except (ValueError, UnicodeDecodeError):
-        return None
+        body = None
     items = body.get("value") if isinstance(body, dict) else None
-    return items if isinstance(items, list) else None
+    if not isinstance(items, list):
+        return HttpResponseBadRequest("expected a JSON object with a 'value' list", content_type="text/plain")
+    return items
 
 
 def _ignored(kind: str, ignored: int, total: int) -> None:
@@ -52,11 +57,9 @@ def _ignored(kind: str, ignored: int, total: int) -> None:
 @csrf_exempt
 @require_POST
 def notifications(request: HttpRequest) -> HttpResponse:
-    if (answer := _handshake(request)) is not None:
-        return answer
     items = _items(request)
-    if items is None:
-        return HttpResponseBadRequest("expected a JSON object with a 'value' list", content_type="text/plain")
+    if isinstance(items, HttpResponse):
+        return items
     accepted, ignored = subscriptions.notifications_accept(items=items)
     _ignored("notifications", ignored, len(items))
     for sub in {a.subscription.pk: a.subscription for a in accepted}.values():
@@ -68,11 +71,9 @@ def notifications(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 @require_POST
 def lifecycle(request: HttpRequest) -> HttpResponse:
-    if (answer := _handshake(request)) is not None:
-        return answer
     items = _items(request)
-    if items is None:
-        return HttpResponseBadRequest("expected a JSON object with a 'value' list", content_type="text/plain")
+    if isinstance(items, HttpResponse):
+        return items
     accepted, ignored = subscriptions.notifications_accept(items=items)
     events = [(a.subscription.pk, a.item.get("lifecycleEvent")) for a in accepted]
     known = [(pk, event) for pk, event in events if event in subscriptions.LIFECYCLE_EVENTS]

@@ -9,12 +9,14 @@ Returns plain dicts in Graph's shape and raises GraphError; knows nothing of the
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -52,6 +54,7 @@ PAGE_SIZE = 50
 BATCH_LIMIT = 20
 EXPANDED_MEMBERS_LIMIT = 25  # `$expand=members` lists at most this many
 ERRORS: dict[str, Any] = {"XXX": ODataError}
+T = TypeVar("T")
 
 
 class GraphError(Exception):
@@ -250,6 +253,19 @@ class GraphSession:
 
     async def delete_subscription(self, subscription_id: str) -> None:
         await self._json(self.client.subscriptions.by_subscription_id(subscription_id).to_delete_request_information())
+
+
+def run_with_session(token: str, work: Callable[[GraphSession], Awaitable[T]]) -> T:
+    """`work` in a session of its own, from synchronous code (a view, a task)."""
+
+    async def run() -> T:
+        session = GraphSession.open(token)
+        try:
+            return await work(session)
+        finally:
+            await session.aclose()
+
+    return asyncio.run(run())
 
 
 def _with_enums(info: RequestInformation) -> RequestInformation:

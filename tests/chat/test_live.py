@@ -20,7 +20,7 @@ from chat.sync import chat_sync_member
 from tenants.models import TenantUser
 from tests.asgi_server import PortalServer, serve_portal
 from tests.devcloud_server import USERS, DevCloud
-from tests.portal_flow import Person, load_vendors
+from tests.portal_flow import Person
 
 pytestmark = pytest.mark.django_db(transaction=True)
 BOB, ALICE, CHARLIE = USERS["bob"][1], USERS["alice"][1], USERS["charlie"][1]
@@ -30,20 +30,6 @@ BOB, ALICE, CHARLIE = USERS["bob"][1], USERS["alice"][1], USERS["charlie"][1]
 def portal(devcloud_settings: DevCloud) -> Iterator[PortalServer]:
     with serve_portal(devcloud_settings) as server:
         yield server
-
-
-@pytest.fixture
-def people(devcloud_settings: DevCloud, portal: PortalServer) -> dict[str, Person]:
-    load_vendors(devcloud_settings)
-    alice = Person(devcloud_settings, USERS["alice"][0])
-    alice.connect()
-    bob = Person(devcloud_settings, USERS["bob"][0])
-    bob.sign_in()
-    Person(devcloud_settings, "nina@northwind.example").connect()
-    charlie = Person(devcloud_settings, USERS["charlie"][0])
-    charlie.sign_in()
-    chat_sync_member(member=member(BOB))
-    return {"alice": alice, "bob": bob, "charlie": charlie}
 
 
 def member(oid: str) -> TenantUser:

@@ -15,27 +15,11 @@ from chat.models import Chat, ChatMember, Message
 from chat.sync import chat_sync_member
 from tenants.models import TenantUser
 from tests.devcloud_server import USERS, DevCloud
-from tests.portal_flow import Person, load_vendors
+from tests.portal_flow import Person
 
 pytestmark = pytest.mark.django_db
 BOB = USERS["bob"][1]
 ALICE = USERS["alice"][1]
-
-
-@pytest.fixture
-def people(devcloud_settings: DevCloud) -> dict[str, Person]:
-    """alice connects Fabrikam, bob signs in and his chats are synced; charlie of Northwind too."""
-    load_vendors(devcloud_settings)
-    alice = Person(devcloud_settings, USERS["alice"][0])
-    alice.connect()
-    bob = Person(devcloud_settings, USERS["bob"][0])
-    bob.sign_in()
-    Person(devcloud_settings, "nina@northwind.example").connect()
-    charlie = Person(devcloud_settings, USERS["charlie"][0])
-    charlie.sign_in()
-    for who in (BOB, USERS["charlie"][1]):
-        chat_sync_member(member=TenantUser.objects.select_related("tenant__vendor").get(oid=who))
-    return {"alice": alice, "bob": bob, "charlie": charlie}
 
 
 def member(oid: str) -> TenantUser:
