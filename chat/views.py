@@ -105,7 +105,8 @@ def chats_page(request: HttpRequest, chat_id: int | None = None) -> HttpResponse
     member = tenant_selectors.access_member(user=request.user)
     if member is None or member.tenant.status != CustomerTenant.Status.ACTIVE:
         reason = "not_a_tenant_user" if member is None else member.tenant.status
-        return render(request, "chat/unavailable.html", {"reason": reason, "member": member}, status=403)
+        refusal = {"heading": "Chats aren't available", "verb": "chat", "reason": reason, "member": member}
+        return render(request, "portal/unavailable.html", refusal, status=403)
     chat = selectors.access_chat(member=member, chat_id=chat_id) if chat_id is not None else None
     entries, more = selectors.member_chats(member=member)
     state = selectors.sync_state(member=member)

@@ -21,6 +21,7 @@ from tenants import selectors
 from tenants.models import CustomerTenant, TenantUser
 
 PEOPLE_LIMIT = 20
+UNAVAILABLE = {"heading": "Calling isn't available", "verb": "call"}
 JsonView = Callable[[HttpRequest], JsonResponse]
 
 
@@ -146,10 +147,13 @@ def people(request: HttpRequest) -> JsonResponse:
 def call_page(request: HttpRequest) -> HttpResponse:
     member = selectors.access_member(user=request.user)
     if member is None:
-        return render(request, "identity/call_unavailable.html", {"reason": "not_a_tenant_user"}, status=403)
+        return render(request, "portal/unavailable.html", {**UNAVAILABLE, "reason": "not_a_tenant_user"}, status=403)
     if member.tenant.status != CustomerTenant.Status.ACTIVE:
         return render(
-            request, "identity/call_unavailable.html", {"reason": member.tenant.status, "member": member}, status=403
+            request,
+            "portal/unavailable.html",
+            {**UNAVAILABLE, "reason": member.tenant.status, "member": member},
+            status=403,
         )
     config = {
         "tokenUrl": reverse("acs_token"),

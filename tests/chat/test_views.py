@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from typing import Any
 from urllib.parse import quote
@@ -260,3 +261,15 @@ def test_a_chat_link_opened_signed_out_signs_in_and_comes_back(people: dict[str,
     assert "Sign in to continue" in home.content.decode()
     vendor = stranger.get("/v/contoso/", {"next": url}).content.decode()
     assert f'<input type="hidden" name="next" value="{url}">' in vendor
+
+
+def test_chats_say_why_they_are_unavailable_once_consent_is_revoked(people: dict[str, Person]) -> None:
+    from tenants.models import CustomerTenant
+
+    CustomerTenant.objects.filter(pk=member(BOB).tenant_id).update(status=CustomerTenant.Status.CONSENT_REVOKED)
+    page = people["bob"].client.get("/chats/")
+    assert page.status_code == 403
+    text = html.unescape(page.content.decode())
+    assert "Chats aren't available" in text and "consent for Contoso was revoked" in text
+    refused = post_json(people["bob"], f"/api/chats/{a_chat().pk}/messages/", {"content": "hi"})
+    assert refused.status_code == 403 and refused.json()["error"] == "tenant_not_active"
