@@ -80,6 +80,11 @@ def publish_chats(chats: Iterable[Chat]) -> None:
     _send(chats_events(chats))
 
 
+def publish_list(member: TenantUser) -> None:
+    """The member's chat list as a whole changed (a sync listed his chats)."""
+    _send([(member.pk, {"type": "chat", "chat": None})])
+
+
 def progress_event(state: ChatSyncState) -> tuple[int, dict[str, Any]]:
     return (
         state.member_id,

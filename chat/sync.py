@@ -174,6 +174,7 @@ def _run(member: TenantUser, state: ChatSyncState, lease: Lock, *, full: bool, t
                 chats = list(Chat.objects.filter(tenant=member.tenant, members__oid=member.oid, graph_id__in=targets))
             else:
                 chats = _list_chats(runner, session, member, progress)
+                live.publish_list(member)  # the list shows them now; previews fill in as pages land
             progress.pending = [
                 Cursor(chat, services.graph_time(chat.watermark) if chat.watermark else None)
                 for chat in chats

@@ -316,9 +316,18 @@ function setUpComposer(thread) {
       return;
     }
     if ((status === 429 || status === 503) && attempt < AUTO_RETRIES) {
-      const wait = Math.max(1, retryAfter || 2 ** attempt);
-      setState(li, "waiting", `Teams is busy; sending again in ${wait} s…`);
-      setTimeout(() => send(li, text, attempt + 1), wait * 1000);
+      let wait = Math.max(1, Math.round(retryAfter || 2 ** attempt));
+      const tick = () => setState(li, "waiting", `Teams is busy; sending again in ${wait} s…`);
+      tick();
+      const timer = setInterval(() => {
+        wait -= 1;
+        if (wait > 0) {
+          tick();
+          return;
+        }
+        clearInterval(timer);
+        send(li, text, attempt + 1);
+      }, 1000);
       return;
     }
     setState(li, "failed", `Not sent: ${data.message || "something went wrong"}`);
