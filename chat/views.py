@@ -108,6 +108,8 @@ def chats_page(request: HttpRequest, chat_id: int | None = None) -> HttpResponse
         refusal = {"heading": "Chats aren't available", "verb": "chat", "reason": reason, "member": member}
         return render(request, "portal/unavailable.html", refusal, status=403)
     chat = selectors.access_chat(member=member, chat_id=chat_id) if chat_id is not None else None
+    if chat is not None:
+        services.chat_mark_read(member=member, chat=chat)  # before the list, which shows it read
     entries, more = selectors.member_chats(member=member)
     state = selectors.sync_state(member=member)
     _sync_if_stale(member, state)
@@ -124,7 +126,6 @@ def chats_page(request: HttpRequest, chat_id: int | None = None) -> HttpResponse
     }
     if chat is not None:
         messages, older = selectors.thread_page(chat=chat)
-        services.chat_mark_read(member=member, chat=chat)
         members = selectors.chat_members(chat=chat)
         names = selectors.member_names(members)
         context["title"] = selectors.thread_title(member=member, chat=chat, members=members)
