@@ -9,6 +9,7 @@ message stays as a tombstone (`deleted_at`). A chat's `watermark` is the newest
 from __future__ import annotations
 
 from django.db import models
+from django.db.models.functions import Now
 
 from tenants.models import CustomerTenant, TenantUser
 
@@ -63,12 +64,15 @@ class Message(models.Model):
     last_modified_at = models.DateTimeField()
     last_edited_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # When this row last changed here (not in Teams): open pages catch up by it after a
+    # reconnect, since a change Graph made earlier may reach the mirror later than others.
+    mirrored_at = models.DateTimeField(db_default=Now())
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "chat", "graph_id"], name="message_unique_graph_id")]
         indexes = [
             models.Index(fields=["tenant", "chat", "-created_at", "-graph_id"], name="message_thread_order"),
-            models.Index(fields=["tenant", "chat", "last_modified_at"], name="message_changes"),
+            models.Index(fields=["tenant", "chat", "mirrored_at"], name="message_mirrored"),
         ]
 
     def __str__(self) -> str:

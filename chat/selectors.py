@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import OuterRef, Prefetch, Q, Subquery
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 
 from chat.models import Chat, ChatMember, ChatSyncState, Message
@@ -112,10 +112,14 @@ def thread_page(*, chat: Chat, before: tuple[dt.datetime, str] | None = None) ->
     return list(reversed(rows[:PAGE_SIZE])), len(rows) > PAGE_SIZE
 
 
+# A write that began before a page's cursor may commit after it: catch-ups look back this far.
+CATCH_UP_MARGIN = dt.timedelta(seconds=10)
+
+
 def thread_changes(*, chat: Chat, since: dt.datetime) -> list[Message]:
-    """What changed in the thread after `since` (a reconnecting page catches up), oldest change first."""
-    messages = Message.objects.filter(tenant_id=chat.tenant_id, chat=chat, last_modified_at__gt=since)
-    return list(messages.order_by("last_modified_at", "graph_id")[:CHANGES_LIMIT])
+    """What the mirror wrote in the thread after `since` (a reconnecting page catches up)."""
+    messages = Message.objects.filter(tenant_id=chat.tenant_id, chat=chat, mirrored_at__gt=since - CATCH_UP_MARGIN)
+    return list(messages.order_by("mirrored_at", "graph_id")[:CHANGES_LIMIT])
 
 
 @dataclass(frozen=True)
@@ -126,9 +130,10 @@ class Person:
 
 
 def tenant_people(*, member: TenantUser, query: str = "") -> list[Person]:
-    """People of the member's organization the portal knows: its users and the members of mirrored chats."""
+    """People the member may start a chat with: his organization's portal users and the people
+    of his own chats (not those of chats he is not in)."""
     users = TenantUser.objects.filter(tenant=member.tenant).exclude(oid=member.oid)
-    members = ChatMember.objects.filter(tenant=member.tenant).exclude(oid=member.oid)
+    members = _chat_mates(member)
     if query:
         users = users.filter(Q(display_name__icontains=query) | Q(upn__icontains=query))
         members = members.filter(Q(display_name__icontains=query) | Q(email__icontains=query))
@@ -145,8 +150,13 @@ def person_known(*, member: TenantUser, oid: str) -> bool:
     """Whether `oid` is someone of the member's own organization (never a guess across tenants)."""
     return (
         TenantUser.objects.filter(tenant=member.tenant, oid=oid).exists()
-        or ChatMember.objects.filter(tenant=member.tenant, oid=oid).exists()
+        or _chat_mates(member).filter(oid=oid).exists()
     )
+
+
+def _chat_mates(member: TenantUser) -> QuerySet[ChatMember]:
+    mine = ChatMember.objects.filter(tenant=member.tenant, oid=member.oid).values("chat_id")
+    return ChatMember.objects.filter(tenant=member.tenant, chat_id__in=mine).exclude(oid=member.oid)
 
 
 def sync_state(*, member: TenantUser) -> ChatSyncState | None:

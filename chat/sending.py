@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, TypeVar
 
 from django.conf import settings
+from django.db import transaction
 
-from chat import live, services, sync
+from chat import live, services, sync, tasks
 from chat.models import Chat, Message
 from chat.render import html_from_text
 from integrations import graph
@@ -25,6 +27,10 @@ from tenants.models import TenantUser
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 SEND_MAX_WAIT_SECONDS = 3.0
+# A send in progress is remembered this long (longer than one can take); a sent one, a day.
+SEND_PENDING_SECONDS = 120
+SEND_MEMORY_SECONDS = 86400
+SENDING = "sending"
 
 
 class ActionFailed(Exception):
@@ -64,7 +70,12 @@ def _failure(exc: graph.GraphError) -> ActionFailed:
         wait = sync.backoff(1, exc.retry_after)
         return ActionFailed(429, "graph_throttled", "Teams is busy. Sending again shortly.", wait)
     if exc.transient:
-        return ActionFailed(503, "graph_unavailable", "Teams did not answer. Try again.", exc.retry_after)
+        return ActionFailed(
+            503,
+            "graph_unavailable",
+            "Teams did not answer. If the message reached Teams it appears here shortly; if not, retry.",
+            exc.retry_after,
+        )
     if exc.status == 413:
         return ActionFailed(413, "too_long", "This message is too long for Teams.")
     if exc.status in (403, 404):
@@ -90,8 +101,40 @@ def _send_slot(member: TenantUser, chat: Chat) -> None:
     time.sleep(worst)
 
 
-def message_send(*, member: TenantUser, chat: Chat, text: str) -> Message:
-    """Send `text` to the chat as the member; the message is mirrored and shown live."""
+def _send_key(member: TenantUser, client_id: str) -> str:
+    return f"chat-send:{member.pk}:{client_id}"
+
+
+def message_send(*, member: TenantUser, chat: Chat, text: str, client_id: str) -> Message:
+    """Send `text` to the chat as the member; the message is mirrored and shown live.
+
+    `client_id` names this message in the browser, the same on every try: a try after one
+    that reached Teams answers that message instead of posting it again.
+    """
+    key = _send_key(member, client_id)
+    if not coordination.put_new(key, SENDING, seconds=SEND_PENDING_SECONDS):
+        return _already_sent(chat, coordination.get(key))
+    try:
+        message = _send(member, chat, text)
+    except ActionFailed as exc:
+        coordination.forget([key])  # not in Teams (or unknown, and said so): a retry may post it
+        if exc.reason == "graph_unavailable":
+            # Teams may have stored it all the same: a sync of the chat shows it if so.
+            transaction.on_commit(partial(tasks.sync_chats.delay, member.pk, [chat.graph_id]))
+        raise
+    coordination.put(key, message.graph_id, seconds=SEND_MEMORY_SECONDS)
+    return message
+
+
+def _already_sent(chat: Chat, known: str | None) -> Message:
+    if known and known != SENDING:
+        message = Message.objects.filter(tenant_id=chat.tenant_id, chat=chat, graph_id=known).first()
+        if message is not None:
+            return message
+    raise ActionFailed(409, "in_progress", "Still sending…", retry_after=2)
+
+
+def _send(member: TenantUser, chat: Chat, text: str) -> Message:
     html = html_from_text(text)
     for attempt in range(2):
         _send_slot(member, chat)

@@ -28,7 +28,9 @@ MESSAGE_COLUMNS = (
     "last_edited_at",
     "deleted_at",
 )
-UPDATED_COLUMNS = MESSAGE_COLUMNS[3:]
+# Set by the database when a row is written (and only then: the update's WHERE is newer-wins).
+STAMP = "mirrored_at"
+UPDATED_COLUMNS = (*MESSAGE_COLUMNS[3:], STAMP)
 
 
 def parse_time(value: str | None) -> dt.datetime | None:
@@ -51,6 +53,17 @@ def chats_upsert(*, member: TenantUser, items: list[dict[str, Any]], complete: b
     """
     tenant = member.tenant
     rows = [_chat_row(tenant, item) for item in items]
+    # The newest message time only moves forward: a listing without a preview (a new chat) or
+    # one older than a notification's message leaves it.
+    known = dict(
+        Chat.objects.filter(tenant=tenant, graph_id__in=[r.graph_id for r in rows]).values_list(
+            "graph_id", "last_message_at"
+        )
+    )
+    for row in rows:
+        before = known.get(row.graph_id)
+        if before is not None and (row.last_message_at is None or row.last_message_at < before):
+            row.last_message_at = before
     Chat.objects.bulk_create(
         rows,
         update_conflicts=True,
@@ -139,9 +152,9 @@ def _on_conflict(table: str) -> str:
 def _upsert_sql(rows: int) -> str:
     """The generic upsert (SQLite): one VALUES tuple per row."""
     table = Message._meta.db_table
-    one = "(" + ", ".join(["%s"] * len(MESSAGE_COLUMNS)) + ")"
+    one = "(" + ", ".join(["%s"] * len(MESSAGE_COLUMNS)) + ", CURRENT_TIMESTAMP)"
     # The table and columns are constants; every value is a parameter.
-    insert = f"INSERT INTO {table} ({', '.join(MESSAGE_COLUMNS)}) VALUES {', '.join([one] * rows)} "  # noqa: S608
+    insert = f"INSERT INTO {table} ({', '.join(MESSAGE_COLUMNS)}, {STAMP}) VALUES {', '.join([one] * rows)} "  # noqa: S608
     return insert + _on_conflict(table)
 
 
@@ -169,8 +182,9 @@ def _page_upsert_sql() -> str:
     )
     # The tables and columns are constants; every value is a parameter.
     return (
-        f"WITH page AS (INSERT INTO {table} ({', '.join(MESSAGE_COLUMNS)}) "  # noqa: S608
-        f"SELECT %(tenant)s, %(chat)s, {selected} FROM unnest({arrays}) AS page({', '.join(PAGE_COLUMNS)}) "
+        f"WITH page AS (INSERT INTO {table} ({', '.join(MESSAGE_COLUMNS)}, {STAMP}) "  # noqa: S608
+        f"SELECT %(tenant)s, %(chat)s, {selected}, clock_timestamp() "
+        f"FROM unnest({arrays}) AS page({', '.join(PAGE_COLUMNS)}) "
         f"{_on_conflict(table)}) "
         f"UPDATE {chats} SET "
         f"last_message_at = CASE WHEN {moves_last} THEN %(newest)s ELSE {chats}.last_message_at END, "

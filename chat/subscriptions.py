@@ -129,7 +129,7 @@ def _ensure(member: TenantUser) -> list[str]:
     if token is None:
         return []
     results = graph.run_with_session(token, lambda session: _create_all(session, missing))
-    created = [chat.graph_id for chat, secret, result in results if _record(member, chat, secret, result)]
+    created = [chat.graph_id for chat, secret, result in results if _record(member, chat, secret, result, token)]
     log.info("member %s: %d of %d chat subscriptions created", member.pk, len(created), len(missing))
     return created
 
@@ -158,12 +158,18 @@ async def _create_all(
     return list(await asyncio.gather(*(create(chat) for chat in chats)))
 
 
-def _record(member: TenantUser, chat: Chat, secret: str, result: dict[str, Any] | graph.GraphError) -> bool:
+def _record(member: TenantUser, chat: Chat, secret: str, result: dict[str, Any] | graph.GraphError, token: str) -> bool:
     if isinstance(result, graph.GraphError):
         if result.status == 403 and result.code == "ExtensionError":
             # Graph's one subscription per app and chat exists already, and it is not one we
-            # know the clientState of: nothing to record; the resync keeps the chat fresh.
-            coordination.put(_taken_key(chat), "1", seconds=TAKEN_RETRY_SECONDS)
+            # know the clientState of. If it is this member's (a worker died before recording
+            # it), it goes and the next sync subscribes; else the resync keeps the chat fresh.
+            known = set(
+                GraphSubscription.objects.filter(tenant_id=chat.tenant_id, chat=chat).values_list("graph_id", flat=True)
+            )
+            orphans = graph.run_with_session(token, lambda session: _delete_orphans(session, chat, known))
+            if not orphans:
+                coordination.put(_taken_key(chat), "1", seconds=TAKEN_RETRY_SECONDS)
         log.info("member %s: chat %s not subscribed: %s %s", member.pk, chat.pk, result.status, result.code)
         return False
     try:
@@ -178,9 +184,19 @@ def _record(member: TenantUser, chat: Chat, secret: str, result: dict[str, Any] 
             )
     except IntegrityError:
         log.warning("chat %s: a second subscription was recorded meanwhile; deleting ours", chat.pk)
-        graph.run_with_session(member_token(member), lambda session: _delete_quietly(session, result["id"]))
+        graph.run_with_session(token, lambda session: _delete_quietly(session, result["id"]))
         return False
     return True
+
+
+async def _delete_orphans(session: graph.GraphSession, chat: Chat, known: set[str]) -> int:
+    """Delete the user's subscriptions to this chat that we have no record of (`known`); how many."""
+    resource = f"/chats/{chat.graph_id}/messages"
+    orphans = [s["id"] for s in await session.subscriptions() if s.get("resource") == resource]
+    orphans = [graph_id for graph_id in orphans if graph_id not in known]
+    for graph_id in orphans:
+        await _delete_quietly(session, graph_id)
+    return len(orphans)
 
 
 async def _delete_quietly(session: graph.GraphSession, graph_id: str) -> None:
@@ -360,9 +376,13 @@ def notification_mark(*, subscription: GraphSubscription) -> bool:
     return bool(marked)
 
 
+def notification_forget(*, subscription: GraphSubscription) -> None:
+    coordination.forget([_notified_key(subscription)])
+
+
 def notification_unmark(*, subscription: GraphSubscription) -> None:
     """The sync starts reading: a notification from now on asks for another one."""
-    coordination.forget([_notified_key(subscription)])
+    notification_forget(subscription=subscription)
     GraphSubscription.objects.filter(pk=subscription.pk, tenant_id=subscription.tenant_id).update(
         last_notified_at=_now()
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import logging
 import random
 import time
@@ -131,18 +132,22 @@ def chat_sync_member(
 ) -> ChatSyncState:
     """Sync one member's chats (all that changed; `full`: every chat; `chat_ids`: those too).
 
-    With `only`, just the chats `chat_ids` (a change notification named them): their chat list
-    is not read again, and if the member's sync is running the caller is asked to retry, since
-    the running sync may have read those chats before the change.
+    With `only`, just the chats `chat_ids` (a change notification named them): the chat list is
+    not read again. Such a sync takes a lock of those chats, not the member's: it runs beside
+    the member's own sync (newer wins and the watermark only moves forward, so two readers of one
+    chat are safe), and neither waits for the other. If the same chats are being synced, the
+    caller is asked to retry: that sync may have read them before the change.
     """
     state = _state(member)
     if member.tenant.status != CustomerTenant.Status.ACTIVE:
         _save(state, status=ChatSyncState.Status.STOPPED, stopped_reason="tenant_not_active")
         live.publish_progress(state)
         return state
+    targets = set(chat_ids or ())
     try:
-        with coordination.held(f"chat-sync:{member.pk}", timeout=settings.CHAT_SYNC_LOCK_SECONDS, wait=0) as lease:
-            _run(member, state, lease, full=full, targets=set(chat_ids or ()), only=only)
+        lock = _lock_name(member, targets if only else None)
+        with coordination.held(lock, timeout=settings.CHAT_SYNC_LOCK_SECONDS, wait=0) as lease:
+            _run(member, state, lease, full=full, targets=targets, only=only)
     except coordination.Busy:
         log.info("chat sync of member %s already running", member.pk)
         if only:
@@ -156,6 +161,14 @@ def chat_sync_member(
             live.publish_progress(state)
         raise
     return state
+
+
+def _lock_name(member: TenantUser, targets: set[str] | None) -> str:
+    """The member's sync lock, or that of a targeted sync of these chats."""
+    if targets is None:
+        return f"chat-sync:{member.pk}"
+    digest = hashlib.sha256("|".join(sorted(targets)).encode()).hexdigest()[:32]
+    return f"chat-sync-chats:{member.pk}:{digest}"
 
 
 def _now() -> dt.datetime:
@@ -241,6 +254,7 @@ def _all_members(
     members: list[dict[str, Any]] = []
     next_link = None
     while True:
+        _renew(progress)
         page = runner.run(session.members_page(chat_id, next_link))
         progress.requests += 1
         members += page.get("value", [])
@@ -249,12 +263,16 @@ def _all_members(
             return members
 
 
-def _round(runner: asyncio.Runner, session: graph.GraphSession, tenant: CustomerTenant, progress: Progress) -> None:
-    """One round trip: the next page of up to 20 chats whose turn has come."""
+def _renew(progress: Progress) -> None:
     try:
         progress.lease.reacquire()  # still ours, for another CHAT_SYNC_LOCK_SECONDS
     except LockError as exc:
         raise SyncDeferred(settings.CHAT_SYNC_LOCK_SECONDS, "sync_lock_lost") from exc
+
+
+def _round(runner: asyncio.Runner, session: graph.GraphSession, tenant: CustomerTenant, progress: Progress) -> None:
+    """One round trip: the next page of up to 20 chats whose turn has come."""
+    _renew(progress)
     now = time.monotonic()
     ready = [c for c in progress.pending if c.not_before <= now][: graph.BATCH_LIMIT]
     if not ready:

@@ -125,6 +125,7 @@ def chats_page(request: HttpRequest, chat_id: int | None = None) -> HttpResponse
         "sync": _sync_json(state),
     }
     if chat is not None:
+        read_at = dt.datetime.now(dt.UTC)  # before the read: catch-ups start here
         messages, older = selectors.thread_page(chat=chat)
         members = selectors.chat_members(chat=chat)
         names = selectors.member_names(members)
@@ -138,6 +139,7 @@ def chats_page(request: HttpRequest, chat_id: int | None = None) -> HttpResponse
             "changesUrl": reverse("chat_changes", args=[chat.pk]),
             "readUrl": reverse("chat_read", args=[chat.pk]),
             "messages": [message_payload(m, me=str(member.oid), names=names) for m in messages],
+            "now": read_at.isoformat(),
             "hasOlder": older,
         }
     context["chat_config"] = config
@@ -212,8 +214,11 @@ def _send(request: HttpRequest, member: TenantUser, chat: Chat) -> JsonResponse:
         return _error(400, "empty", "Type a message first.")
     if len(text) > MAX_MESSAGE_CHARS:
         return _error(400, "too_long", f"A message can have at most {MAX_MESSAGE_CHARS} characters.")
+    client_id = _uuid(body.get("client_id"))
+    if client_id is None:
+        return _error(400, "bad_client_id", "client_id must be a UUID, the same on every try of one message.")
     try:
-        message = sending.message_send(member=member, chat=chat, text=text)
+        message = sending.message_send(member=member, chat=chat, text=text, client_id=client_id)
     except sending.ActionFailed as exc:
         return _failed(exc)
     services.chat_mark_read(member=member, chat=chat)
@@ -227,10 +232,12 @@ def chat_changes(request: HttpRequest, member: TenantUser, chat_id: int) -> Json
     since = parse_datetime(request.GET.get("since", ""))
     if since is None or since.tzinfo is None:
         return _error(400, "bad_since", "since must be an ISO 8601 time with a zone.")
+    now = dt.datetime.now(dt.UTC)  # the next catch-up's `since`
     changes = selectors.thread_changes(chat=chat, since=since)
     me, names = str(member.oid), selectors.names_if_needed(chat=chat, messages=changes)
     full = len(changes) >= selectors.CHANGES_LIMIT
-    return JsonResponse({"messages": [message_payload(m, me=me, names=names) for m in changes], "truncated": full})
+    payload = [message_payload(m, me=me, names=names) for m in changes]
+    return JsonResponse({"messages": payload, "truncated": full, "now": now.isoformat()})
 
 
 @member_json("POST")
@@ -270,13 +277,19 @@ def chat_create(request: HttpRequest, member: TenantUser) -> JsonResponse:
     return JsonResponse({"chat": chat.pk, "url": reverse("chat_page", args=[chat.pk])}, status=201)
 
 
+def _uuid(value: Any) -> str | None:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        return None
+
+
 def _people(member: TenantUser, raw: list[str]) -> list[str] | None:
     """Distinct oids of people of the member's own tenant (not himself), or None if any is not."""
     oids: list[str] = []
     for value in raw:
-        try:
-            oid = str(uuid.UUID(value))
-        except ValueError:
+        oid = _uuid(value)
+        if oid is None:
             return None
         if oid == str(member.oid) or oid in oids:
             continue

@@ -20,8 +20,11 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from chat import subscriptions, tasks
+from chat.models import GraphSubscription
 
 log = logging.getLogger(__name__)
+# Graph groups a few notifications in one POST; this many is not Graph.
+MAX_ITEMS = 1000
 
 
 def _handshake(request: HttpRequest) -> HttpResponse | None:
@@ -43,6 +46,8 @@ def _items(request: HttpRequest) -> list[Any] | HttpResponse:
     items = body.get("value") if isinstance(body, dict) else None
     if not isinstance(items, list):
         return HttpResponseBadRequest("expected a JSON object with a 'value' list", content_type="text/plain")
+    if len(items) > MAX_ITEMS:
+        return HttpResponse("too many items in one request", status=413, content_type="text/plain")
     return items
 
 
@@ -52,6 +57,16 @@ def _ignored(kind: str, ignored: int, total: int) -> None:
         log.warning(
             "graph %s: %d of %d items ignored (unknown subscription or clientState mismatch)", kind, ignored, total
         )
+
+
+def _queue_sync(sub: GraphSubscription) -> None:
+    try:
+        tasks.sync_notified_chat.delay(sub.pk)
+    except Exception:
+        # Not queued (the broker is down): without the mark, Graph's retry of this
+        # notification (it gets our 500) queues it.
+        subscriptions.notification_forget(subscription=sub)
+        raise
 
 
 @csrf_exempt
@@ -64,7 +79,7 @@ def notifications(request: HttpRequest) -> HttpResponse:
     _ignored("notifications", ignored, len(items))
     for sub in {a.subscription.pk: a.subscription for a in accepted}.values():
         if subscriptions.notification_mark(subscription=sub):
-            transaction.on_commit(partial(tasks.sync_notified_chat.delay, sub.pk))
+            transaction.on_commit(partial(_queue_sync, sub))
     return HttpResponse(status=202)
 
 

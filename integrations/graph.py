@@ -240,6 +240,11 @@ class GraphSession:
         created: dict[str, Any] = await self._json(self.client.subscriptions.to_post_request_information(subscription))
         return created
 
+    async def subscriptions(self) -> list[dict[str, Any]]:
+        """The app's subscriptions that this user created."""
+        page: dict[str, Any] = await self._json(self.client.subscriptions.to_get_request_information())
+        return list(page.get("value", []))
+
     async def renew_subscription(self, subscription_id: str, *, expires: dt.datetime) -> dict[str, Any]:
         builder = self.client.subscriptions.by_subscription_id(subscription_id)
         renewed: dict[str, Any] = await self._json(

@@ -27,6 +27,7 @@ __all__ = [
     "key",
     "lock",
     "put",
+    "put_new",
 ]
 
 # A token bucket: `capacity` tokens, refilled at `rate` per second, by Redis's own clock so that
@@ -111,6 +112,11 @@ def get(name: str) -> str | None:
 
 def put(name: str, value: str, *, seconds: int) -> None:
     client().set(key(name), value, ex=max(1, seconds))
+
+
+def put_new(name: str, value: str, *, seconds: int) -> bool:
+    """Like `put`, only if `name` holds nothing yet; whether it was put."""
+    return bool(client().set(key(name), value, ex=max(1, seconds), nx=True))
 
 
 def forget(names: list[str]) -> None:

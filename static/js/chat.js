@@ -6,6 +6,18 @@
 const config = JSON.parse(document.getElementById("chat-config").textContent);
 const csrf = document.querySelector("[name=csrfmiddlewaretoken]").value;
 const AUTO_RETRIES = 5;
+// Answers after which the message is certainly not in Teams: the page sends it again by itself.
+// ("graph_unavailable" is not one: Teams may have stored it, so the person decides.)
+const NOT_SENT_YET = new Set(["graph_throttled", "busy", "in_progress", "entra_unavailable"]);
+
+function newId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
 
 async function api(url, { method = "GET", body } = {}) {
   const headers = { Accept: "application/json", "X-CSRFToken": csrf };
@@ -146,7 +158,8 @@ function setUpThread() {
   const empty = document.getElementById("thread-empty");
   const older = document.getElementById("load-older");
   const byId = new Map();
-  let newest = "";
+  // The oldest message loaded: "older" pages start before it.
+  let oldest = config.messages.length ? config.messages[0] : null;
   let hasOlder = config.hasOlder;
   let loading = false;
   let readTimer = null;
@@ -193,9 +206,10 @@ function setUpThread() {
   }
 
   function upsert(message) {
-    if (message.modified > newest) newest = message.modified;
     const current = byId.get(message.id);
     if (current && current.dataset.modified >= message.modified) return;
+    // A change to a message older than those loaded shows when its page is loaded.
+    if (!current && hasOlder && oldest && !later(message, { dataset: oldest })) return;
     const node = render(message);
     byId.set(message.id, node);
     if (current) {
@@ -219,12 +233,10 @@ function setUpThread() {
   }
 
   async function loadOlder() {
-    if (!hasOlder || loading) return;
-    const first = list.querySelector("li.message:not(.pending)");
-    if (!first) return;
+    if (!hasOlder || loading || !oldest) return;
     loading = true;
     older.disabled = true;
-    const params = new URLSearchParams({ before: first.dataset.created, before_id: first.dataset.id });
+    const params = new URLSearchParams({ before: oldest.created, before_id: oldest.id });
     const { ok, data } = await api(`${config.messagesUrl}?${params}`);
     loading = false;
     older.disabled = false;
@@ -239,15 +251,24 @@ function setUpThread() {
     });
     list.prepend(fragment);
     scroller.scrollTop += scroller.scrollHeight - height;
+    if (data.messages.length) oldest = data.messages[0];
     hasOlder = data.has_older;
     older.hidden = !hasOlder;
   }
 
+  // What the mirror wrote since the page was drawn or last caught up (by the server's clock,
+  // not Teams': a change Teams made earlier can reach the mirror later).
+  let cursor = config.now;
+
   async function catchUp() {
-    if (!newest) return;
-    const { ok, data } = await api(`${config.changesUrl}?${new URLSearchParams({ since: newest })}`);
-    if (ok) add(data.messages);
-    if (ok && data.truncated) location.reload();
+    const { ok, data } = await api(`${config.changesUrl}?${new URLSearchParams({ since: cursor })}`);
+    if (!ok) return;
+    if (data.truncated) {
+      location.reload();
+      return;
+    }
+    add(data.messages);
+    cursor = data.now;
   }
 
   function markReadSoon() {
@@ -291,6 +312,9 @@ function setUpComposer(thread) {
     discard.hidden = true;
     actions.append(retry, " ", discard);
     li.append(actions);
+    // One id for every try of this message: a try after one that reached Teams posts nothing new.
+    const clientId = newId();
+    li.dataset.clientId = clientId;
     retry.addEventListener("click", () => send(li, text, 0));
     discard.addEventListener("click", () => li.remove());
     return li;
@@ -307,7 +331,8 @@ function setUpComposer(thread) {
 
   async function send(li, text, attempt) {
     setState(li, "sending", "Sending…");
-    const { ok, status, data, retryAfter } = await api(config.messagesUrl, { method: "POST", body: { content: text } });
+    const body = { content: text, client_id: li.dataset.clientId };
+    const { ok, data, retryAfter } = await api(config.messagesUrl, { method: "POST", body });
     if (ok) {
       setState(li, "sent", "Sent");
       li.remove();
@@ -315,7 +340,7 @@ function setUpComposer(thread) {
       thread.toBottom();
       return;
     }
-    if ((status === 429 || status === 503) && attempt < AUTO_RETRIES) {
+    if (NOT_SENT_YET.has(data.error) && attempt < AUTO_RETRIES) {
       let wait = Math.max(1, Math.round(retryAfter || 2 ** attempt));
       const tick = () => setState(li, "waiting", `Teams is busy; sending again in ${wait} s…`);
       tick();
@@ -456,9 +481,9 @@ function connect() {
     liveBox.textContent = "";
     document.body.dataset.live = "open";
     attempts = 0;
+    // Whatever happened while the socket was not there (also before its first open).
+    if (thread) thread.catchUp();
     if (everOpen) {
-      // Whatever happened while we were away.
-      if (thread) thread.catchUp();
       refreshList();
       api(config.syncUrl).then(({ ok, data }) => ok && showSync(data.sync));
     }

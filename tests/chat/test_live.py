@@ -205,7 +205,7 @@ def test_a_message_bob_sends_reaches_alices_open_page(
         sent = await in_thread(
             people["bob"].client.post,
             f"/api/chats/{chat.pk}/messages/",
-            '{"content": "hi Alice"}',
+            '{"content": "hi Alice", "client_id": "5b0f3c1e-8a57-4a3e-9a4c-2f7d6f0c9b11"}',
             content_type="application/json",
         )
         assert sent.status_code == 201, sent.content

@@ -123,21 +123,22 @@ def test_a_message_typed_in_teams_reaches_the_mirror_through_the_webhook(
 
 
 @transactional
-def test_a_chat_graph_already_has_our_subscription_for_is_left_to_the_resync(
+def test_a_subscription_graph_has_but_we_lost_is_deleted_and_made_again(
     portal: PortalServer, devcloud_settings: DevCloud
 ) -> None:
     bob = subscribed_bob()
     lost = GraphSubscription.objects.filter(tenant=bob.tenant).first()
     assert lost is not None
-    lost.delete()  # Graph still has it; we no longer know its clientState
+    lost.delete()  # Graph still has it (a worker died before recording it); its clientState is gone
     devcloud_settings.control("DELETE", "/requests")
     assert subscriptions.subscriptions_ensure(member=bob) == []
     assert GraphSubscription.objects.filter(tenant=bob.tenant).count() == 3
     refused = [r for r in devcloud_settings.requests(service="graph") if r["status"] == 403]
     assert len(refused) == 1
-    # Not asked again at every sync.
-    assert subscriptions.subscriptions_ensure(member=bob) == []
-    assert len(devcloud_settings.requests(service="graph")) == 1
+    # Bob's own orphan was deleted in Graph: the next round subscribes again, with a secret we know.
+    assert subscriptions.subscriptions_ensure(member=bob) == [lost.chat.graph_id]
+    assert GraphSubscription.objects.filter(tenant=bob.tenant).count() == 4
+    assert lost.graph_id not in {s["id"] for s in devcloud_settings.control("GET", "/subscriptions")["subscriptions"]}
 
 
 @transactional

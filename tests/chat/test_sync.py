@@ -172,3 +172,18 @@ def test_every_member_of_a_chat_of_more_than_25_is_mirrored(bob: TenantUser, dev
     assert set(mirrored.values_list("display_name", flat=True)) >= {u["display_name"] for u in users["users"]}
     endpoints = [e["endpoint"] for e in devcloud_settings.requests(service="graph")]
     assert "graph.list_members" in endpoints
+
+
+def test_a_notified_chat_is_synced_while_the_members_own_sync_runs(
+    bob: TenantUser, devcloud_settings: DevCloud
+) -> None:
+    from portal import coordination
+
+    chat_sync_member(member=bob)
+    chat = Chat.objects.filter(tenant=bob.tenant, topic="Q3 launch").get()
+    devcloud_settings.control(
+        "POST", f"/chats/{quote(chat.graph_id, safe='')}/messages", json={"from": BOB, "content": "<p>now</p>"}
+    )
+    with coordination.held(f"chat-sync:{bob.pk}", timeout=30, wait=0):  # a long sync of bob's
+        chat_sync_member(member=bob, chat_ids=[chat.graph_id], only=True)
+    assert Message.objects.filter(tenant=bob.tenant, chat=chat, body="<p>now</p>").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import uuid
 from typing import Any
 from urllib.parse import quote
 
@@ -11,7 +12,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from chat import render, selectors
+from chat import render, selectors, services
 from chat.models import Chat, ChatMember, Message
 from chat.sync import chat_sync_member
 from tenants.models import TenantUser
@@ -86,7 +87,6 @@ def test_the_thread_page_makes_the_same_queries_whatever_its_length(
         }
         for n in range(300)
     ]
-    from chat import services
 
     services.messages_upsert(chat=chat, items=rows)
     assert queries() == before
@@ -104,7 +104,8 @@ def test_message_bodies_are_sanitized(people: dict[str, Person]) -> None:
 
 def test_bob_sends_a_message_through_graph_as_himself(people: dict[str, Person], devcloud_settings: DevCloud) -> None:
     chat = a_chat()
-    sent = post_json(people["bob"], f"/api/chats/{chat.pk}/messages/", {"content": "Hello <b>team</b>\nsecond line"})
+    body = {"content": "Hello <b>team</b>\nsecond line", "client_id": str(uuid.uuid4())}
+    sent = post_json(people["bob"], f"/api/chats/{chat.pk}/messages/", body)
     assert sent.status_code == 201, sent.content
     message = sent.json()["message"]
     assert message["mine"] and message["html"] == "<p>Hello &lt;b&gt;team&lt;/b&gt;<br>second line</p>"
@@ -120,11 +121,12 @@ def test_a_throttled_send_says_when_to_try_again_and_sends_nothing(
     storm = {"service": "graph", "path": "/v1.0/chats/", "method": "POST", "status": 429, "retry_after": 5, "count": 1}
     devcloud_settings.control("POST", "/faults", json=storm)
     before = Message.objects.filter(chat=chat).count()
-    refused = post_json(people["bob"], f"/api/chats/{chat.pk}/messages/", {"content": "later"})
+    body = {"content": "later", "client_id": str(uuid.uuid4())}
+    refused = post_json(people["bob"], f"/api/chats/{chat.pk}/messages/", body)
     assert refused.status_code == 429
     assert refused["Retry-After"] == "5" and refused.json()["error"] == "graph_throttled"
     assert Message.objects.filter(chat=chat).count() == before
-    again = post_json(people["bob"], f"/api/chats/{chat.pk}/messages/", {"content": "later"})
+    again = post_json(people["bob"], f"/api/chats/{chat.pk}/messages/", body)
     assert again.status_code == 201
 
 
@@ -222,17 +224,24 @@ def test_opening_a_thread_marks_it_read(people: dict[str, Person], devcloud_sett
 
 def test_changes_since_a_time_catch_a_page_up(people: dict[str, Person], devcloud_settings: DevCloud) -> None:
     chat = a_chat()
-    newest = Message.objects.filter(chat=chat).order_by("-last_modified_at").first()
-    assert newest is not None
+    page = people["bob"].client.get(f"/chats/{chat.pk}/").context["chat_config"]
     path = f"/chats/{quote(chat.graph_id, safe='')}/messages"
     devcloud_settings.control("POST", path, json={"from": ALICE, "content": "<p>while you were away</p>"})
     chat_sync_member(member=member(BOB), chat_ids=[chat.graph_id], only=True)
-    changes = (
-        people["bob"]
-        .client.get(f"/api/chats/{chat.pk}/changes/", {"since": newest.last_modified_at.isoformat()})
-        .json()["messages"]
-    )
-    assert [m["html"] for m in changes] == ["<p>while you were away</p>"]
+    # Mirrored after the page was drawn, though Teams changed it long before.
+    late = {
+        "id": "1000000000001",
+        "messageType": "message",
+        "createdDateTime": "2020-01-01T00:00:00.000Z",
+        "lastModifiedDateTime": "2020-01-01T00:00:00.000Z",
+        "from": {"user": {"id": ALICE, "displayName": "Alice"}},
+        "body": {"contentType": "html", "content": "<p>late</p>"},
+    }
+    services.messages_upsert(chat=chat, items=[late])
+    caught = people["bob"].client.get(f"/api/chats/{chat.pk}/changes/", {"since": page["now"]}).json()
+    htmls = [m["html"] for m in caught["messages"]]
+    assert "<p>while you were away</p>" in htmls and "<p>late</p>" in htmls
+    assert caught["now"] > page["now"]
     assert people["bob"].client.get(f"/api/chats/{chat.pk}/changes/", {"since": "yesterday"}).status_code == 400
 
 
@@ -275,3 +284,34 @@ def test_chats_say_why_they_are_unavailable_once_consent_is_revoked(people: dict
     assert "Chats aren't available" in text and "consent for Contoso was revoked" in text
     refused = post_json(people["bob"], f"/api/chats/{a_chat().pk}/messages/", {"content": "hi"})
     assert refused.status_code == 403 and refused.json()["error"] == "tenant_not_active"
+
+
+def test_a_message_tried_twice_is_posted_once(people: dict[str, Person], devcloud_settings: DevCloud) -> None:
+    chat = a_chat()
+    body = {"content": "only once", "client_id": str(uuid.uuid4())}
+    first = post_json(people["bob"], f"/api/chats/{chat.pk}/messages/", body)
+    again = post_json(people["bob"], f"/api/chats/{chat.pk}/messages/", body)
+    assert first.status_code == again.status_code == 201
+    assert first.json()["message"]["id"] == again.json()["message"]["id"]
+    truth = devcloud_settings.control("GET", f"/chats/{quote(chat.graph_id, safe='')}")["messages"]
+    assert [m["body"]["content"] for m in truth].count("<p>only once</p>") == 1
+
+
+def test_a_send_without_its_client_id_is_refused(people: dict[str, Person]) -> None:
+    refused = post_json(people["bob"], f"/api/chats/{a_chat().pk}/messages/", {"content": "hi", "client_id": "x"})
+    assert refused.status_code == 400 and refused.json()["error"] == "bad_client_id"
+
+
+def test_a_send_teams_did_not_answer_is_not_retried_blindly_and_the_chat_is_synced(
+    people: dict[str, Person], devcloud_settings: DevCloud, django_capture_on_commit_callbacks: Any
+) -> None:
+    chat = a_chat()
+    fault = {"service": "graph", "path": "/v1.0/chats/", "method": "POST", "status": 503, "count": 1}
+    devcloud_settings.control("POST", "/faults", json=fault)
+    body = {"content": "maybe", "client_id": str(uuid.uuid4())}
+    with django_capture_on_commit_callbacks() as queued:
+        refused = post_json(people["bob"], f"/api/chats/{chat.pk}/messages/", body)
+    assert refused.status_code == 503 and refused.json()["error"] == "graph_unavailable"
+    assert len(queued) == 1  # a sync of the chat, which shows the message if Teams kept it
+    # The person may try again with the same id: it goes through.
+    assert post_json(people["bob"], f"/api/chats/{chat.pk}/messages/", body).status_code == 201

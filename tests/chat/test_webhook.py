@@ -180,3 +180,21 @@ def test_the_webhook_answers_well_under_a_second_with_the_real_broker(bob: Tenan
     assert elapsed < 1.0, elapsed
     # The syncs wait in Redis for a worker; the request itself called nobody.
     assert coordination.client().llen("celery") == 20
+
+
+def test_a_notification_that_could_not_be_queued_is_queued_on_graphs_retry(
+    bob: TenantUser, queued: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chat import tasks
+
+    sub = subscription_of(bob, graph_id="sub-1", chat_id="19:chat-1@thread.v2")
+
+    def broker_down(*args: Any) -> None:
+        raise ConnectionError("broker down")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tasks.sync_notified_chat, "delay", broker_down)
+        with pytest.raises(ConnectionError):  # Graph gets a 500, and sends it again
+            post(NOTIFY, item(sub))
+    assert post(NOTIFY, item(sub)).status_code == 202
+    assert queued["sync"] == [(sub.pk,)]
