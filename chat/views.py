@@ -176,6 +176,10 @@ def chat_list(request: HttpRequest, member: TenantUser) -> JsonResponse:
     except ValueError:
         return _error(400, "bad_page", "page must be a number.")
     current = _int(request.GET.get("current"))
+    if current is not None and request.GET.get("seen") == "1":
+        # The page shows this chat's thread to the person right now: what made the list
+        # change is read already.
+        services.chat_mark_read(member=member, chat=selectors.access_chat(member=member, chat_id=current))
     entries, more = selectors.member_chats(member=member, page=page)
     context = {"entries": entries, "more": more, "page": page, "current": current}
     return JsonResponse({"html": render_to_string("chat/_chat_list.html", context, request=request), "more": more})

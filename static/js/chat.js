@@ -71,7 +71,8 @@ function localTimes(root) {
 }
 
 async function refreshList() {
-  const params = new URLSearchParams({ current: config.chat || "" });
+  const seen = config.chat && document.visibilityState === "visible" ? "1" : "";
+  const params = new URLSearchParams({ current: config.chat || "", seen });
   const { ok, data } = await api(`${config.listUrl}?${params}`);
   if (ok) {
     listNav.innerHTML = data.html;
@@ -268,13 +269,17 @@ function setUpThread() {
       return;
     }
     add(data.messages);
+    if (data.messages.length) markReadSoon();
     cursor = data.now;
   }
 
   function markReadSoon() {
     if (document.visibilityState !== "visible") return;
     clearTimeout(readTimer);
-    readTimer = setTimeout(() => api(config.readUrl, { method: "POST" }), 1000);
+    readTimer = setTimeout(async () => {
+      await api(config.readUrl, { method: "POST" });
+      refreshListSoon();
+    }, 1000);
   }
 
   older.addEventListener("click", loadOlder);

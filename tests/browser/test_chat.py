@@ -7,6 +7,7 @@ worker on Redis that syncs after sign-in, subscribes to the chats and follows th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -95,6 +96,10 @@ def test_two_fabrikam_users_exchange_messages_live(browser: Browser, portal: Por
     send(alice, "Hi Bob, Alice here")
     expect(thread(bob).locator("li").last).to_contain_text("Hi Bob, Alice here", timeout=5_000)
     expect(thread(alice).locator("li.pending")).to_have_count(0)
+    # Bob's list learns of it too, and shows the chat he is reading as read.
+    current = bob.locator("li.chat-entry.current")
+    expect(current).to_contain_text("Alice Anders: Hi Bob, Alice here")
+    expect(current).not_to_have_class(re.compile(r"\bunread\b"))
 
 
 def test_a_message_typed_in_teams_appears_in_the_open_thread(

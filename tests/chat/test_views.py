@@ -315,3 +315,19 @@ def test_a_send_teams_did_not_answer_is_not_retried_blindly_and_the_chat_is_sync
     assert len(queued) == 1  # a sync of the chat, which shows the message if Teams kept it
     # The person may try again with the same id: it goes through.
     assert post_json(people["bob"], f"/api/chats/{chat.pk}/messages/", body).status_code == 201
+
+
+def test_the_list_a_page_redraws_shows_the_chat_it_has_open_as_read(
+    people: dict[str, Person], devcloud_settings: DevCloud
+) -> None:
+    chat = a_chat()
+    people["bob"].client.get(f"/chats/{chat.pk}/")
+    post = f"/chats/{quote(chat.graph_id, safe='')}/messages"
+    devcloud_settings.control("POST", post, json={"from": ALICE, "content": "<p>new while open</p>"})
+    chat_sync_member(member=member(BOB), chat_ids=[chat.graph_id], only=True)
+    hidden = people["bob"].client.get("/api/chats/", {"current": chat.pk}).json()["html"]
+    assert f'class="chat-entry unread current" data-chat="{chat.pk}"' in hidden  # a tab in the background
+    shown = people["bob"].client.get("/api/chats/", {"current": chat.pk, "seen": "1"}).json()["html"]
+    assert f'class="chat-entry current" data-chat="{chat.pk}"' in shown
+    other = people["charlie"].client.get("/api/chats/", {"current": chat.pk, "seen": "1"})
+    assert other.status_code == 404
