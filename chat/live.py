@@ -53,31 +53,28 @@ def _send(events: list[tuple[int, dict[str, Any]]]) -> None:
         log.warning("live update of %d events not delivered", len(events), exc_info=True)
 
 
-def message_events(chat: Chat, messages: Iterable[Message]) -> list[tuple[int, dict[str, Any]]]:
-    rows = list(messages)
-    if not rows:
-        return []
-    names = selectors.names_if_needed(chat=chat, messages=rows)
-    return [
-        (
-            member_id,
-            {"type": "messages", "chat": chat.pk, "messages": [message_payload(m, me=oid, names=names) for m in rows]},
-        )
-        for member_id, oid in _portal_members(chat)
-    ]
-
-
-def chats_events(chats: Iterable[Chat]) -> list[tuple[int, dict[str, Any]]]:
-    """'This chat changed' (new, renamed, new activity): the list reloads its entry."""
-    return [(member_id, {"type": "chat", "chat": chat.pk}) for chat in chats for member_id, _ in _portal_members(chat)]
+def _chat_event(chat: Chat) -> dict[str, Any]:
+    """'This chat changed' (new, renamed, new activity): the list reloads."""
+    return {"type": "chat", "chat": chat.pk}
 
 
 def publish_messages(chat: Chat, messages: Iterable[Message]) -> None:
-    _send(message_events(chat, messages) + chats_events([chat]))
+    """New or changed messages of a chat (and the chat itself) to its members' pages."""
+    rows = list(messages)
+    names = selectors.names_if_needed(chat=chat, messages=rows)
+    # Rendered (sanitized) once; only "mine" differs from one viewer to the next.
+    payloads = [(str(m.sender_oid or ""), message_payload(m, me="", names=names)) for m in rows]
+    events = []
+    for member_id, oid in _portal_members(chat):
+        if payloads:
+            mine = [{**p, "mine": sender == oid} for sender, p in payloads]
+            events.append((member_id, {"type": "messages", "chat": chat.pk, "messages": mine}))
+        events.append((member_id, _chat_event(chat)))
+    _send(events)
 
 
 def publish_chats(chats: Iterable[Chat]) -> None:
-    _send(chats_events(chats))
+    _send([(member_id, _chat_event(chat)) for chat in chats for member_id, _ in _portal_members(chat)])
 
 
 def publish_list(member: TenantUser) -> None:

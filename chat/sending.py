@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
 
-from django.conf import settings
 from django.db import transaction
 
 from chat import live, services, sync, tasks
@@ -86,19 +85,10 @@ def _failure(exc: graph.GraphError) -> ActionFailed:
 
 def _send_slot(member: TenantUser, chat: Chat) -> None:
     """Wait for our turn under Graph's chat-message limits (shared with the sync), or say how long."""
-    tenant = member.tenant
-    buckets = [
-        (f"graph-tenant:{tenant.vendor_id}:{tenant.tid}", settings.GRAPH_CHAT_RPS_PER_TENANT),
-        (f"graph-app:{tenant.vendor_id}", settings.GRAPH_CHAT_RPS_PER_APP),
-        (f"graph-chat:{tenant.vendor_id}:{chat.graph_id}", settings.GRAPH_CHAT_RPS_PER_CHAT),
-    ]
-    waits = [
-        coordination.bucket_take(name, rate=rate, burst=1, max_wait=SEND_MAX_WAIT_SECONDS) for name, rate in buckets
-    ]
-    worst = max(waits)
-    if worst > SEND_MAX_WAIT_SECONDS:
-        raise ActionFailed(429, "busy", "Teams is busy. Sending again shortly.", worst)
-    time.sleep(worst)
+    try:
+        time.sleep(sync.graph_slot(member.tenant, chat, max_wait=SEND_MAX_WAIT_SECONDS))
+    except sync.SyncDeferred as exc:
+        raise ActionFailed(429, "busy", "Teams is busy. Sending again shortly.", exc.countdown) from exc
 
 
 def _send_key(member: TenantUser, client_id: str) -> str:

@@ -82,20 +82,23 @@ def backoff(attempt: int, retry_after: float | None) -> float:
     return random.uniform(0.5, min(60.0, 2.0 ** min(attempt, 6)))  # noqa: S311 - jitter, not security
 
 
-def _take(name: str, rate: float) -> float:
-    return coordination.bucket_take(name, rate=rate, burst=1, max_wait=settings.GRAPH_MAX_WAIT_SECONDS)
+def graph_slot(tenant: CustomerTenant, chat: Chat | None, *, max_wait: float | None = None) -> float:
+    """Seconds to wait before one chat-message request may go (all buckets reserved), or
+    SyncDeferred when that is over `max_wait` (GRAPH_MAX_WAIT_SECONDS). The sync and the
+    composer share these buckets."""
+    limit = settings.GRAPH_MAX_WAIT_SECONDS if max_wait is None else max_wait
 
+    def take(name: str, rate: float) -> float:
+        return coordination.bucket_take(name, rate=rate, burst=1, max_wait=limit)
 
-def _slot(tenant: CustomerTenant, chat: Chat | None) -> float:
-    """Seconds to wait before one chat-message request may go (all buckets reserved), or raise."""
     waits = [
-        _take(f"graph-tenant:{tenant.vendor_id}:{tenant.tid}", settings.GRAPH_CHAT_RPS_PER_TENANT),
-        _take(f"graph-app:{tenant.vendor_id}", settings.GRAPH_CHAT_RPS_PER_APP),
+        take(f"graph-tenant:{tenant.vendor_id}:{tenant.tid}", settings.GRAPH_CHAT_RPS_PER_TENANT),
+        take(f"graph-app:{tenant.vendor_id}", settings.GRAPH_CHAT_RPS_PER_APP),
     ]
     if chat is not None:
-        waits.append(_take(f"graph-chat:{tenant.vendor_id}:{chat.graph_id}", settings.GRAPH_CHAT_RPS_PER_CHAT))
+        waits.append(take(f"graph-chat:{tenant.vendor_id}:{chat.graph_id}", settings.GRAPH_CHAT_RPS_PER_CHAT))
     worst = max(waits)
-    if worst > settings.GRAPH_MAX_WAIT_SECONDS:
+    if worst > limit:
         raise SyncDeferred(worst, "graph_busy")
     return worst
 
@@ -278,7 +281,7 @@ def _round(runner: asyncio.Runner, session: graph.GraphSession, tenant: Customer
     if not ready:
         time.sleep(max(0.0, min(c.not_before for c in progress.pending) - now))
         return
-    time.sleep(max(_slot(tenant, c.chat) for c in ready))
+    time.sleep(max(graph_slot(tenant, c.chat) for c in ready))
     requests = [session.messages_request(c.chat.graph_id, c.since, c.next_link) for c in ready]
     # Even a single page goes as a batch: one round trip either way, and one way to read answers.
     answers = runner.run(session.batch(requests))

@@ -29,6 +29,13 @@ def _countdown(task: Any, wanted: float) -> float:
     return float(min(limit, max(1.0, wanted, 2.0**task.request.retries)))
 
 
+def _retry(task: Any, exc: SyncDeferred) -> Exception:
+    """Graph or Entra asked us to wait: the task runs again after that (bounded by max_retries)."""
+    log.info("%s deferred: %s", task.name, exc.reason)
+    retry: Exception = task.retry(countdown=_countdown(task, exc.countdown))
+    return retry
+
+
 def _member(member_id: int) -> TenantUser | None:
     """The member, if his tenant is still active (re-checked: the task was queued earlier)."""
     return (
@@ -55,8 +62,7 @@ def sync_member_chats(self: Any, member_id: int, full: bool = False, chat_ids: l
     try:
         state = chat_sync_member(member=member, full=full, chat_ids=chat_ids)
     except SyncDeferred as exc:
-        limit = min(MAX_COUNTDOWN, settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] // 2)
-        raise self.retry(countdown=min(limit, max(1.0, exc.countdown))) from exc
+        raise _retry(self, exc) from exc
     if state.status == ChatSyncState.Status.IDLE and settings.GRAPH_NOTIFICATION_URL:
         # The chat list is fresh: subscribe to the chats that have no subscription yet.
         transaction.on_commit(partial(ensure_member_subscriptions.delay, member.pk))
@@ -72,8 +78,7 @@ def sync_chats(self: Any, member_id: int, chat_ids: list[str]) -> str:
     try:
         return str(chat_sync_member(member=member, chat_ids=chat_ids, only=True).status)
     except SyncDeferred as exc:
-        log.info("%s deferred: %s", self.name, exc.reason)
-        raise self.retry(countdown=_countdown(self, exc.countdown)) from exc
+        raise _retry(self, exc) from exc
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True, max_retries=10)
@@ -86,8 +91,7 @@ def sync_notified_chat(self: Any, subscription_id: int) -> str:
     try:
         return str(chat_sync_member(member=sub.owner, chat_ids=[sub.chat.graph_id], only=True).status)
     except SyncDeferred as exc:
-        log.info("%s deferred: %s", self.name, exc.reason)
-        raise self.retry(countdown=_countdown(self, exc.countdown)) from exc
+        raise _retry(self, exc) from exc
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True, max_retries=5)
@@ -98,8 +102,7 @@ def ensure_member_subscriptions(self: Any, member_id: int) -> int:
     try:
         created = subscriptions.subscriptions_ensure(member=member)
     except SyncDeferred as exc:
-        log.info("%s deferred: %s", self.name, exc.reason)
-        raise self.retry(countdown=_countdown(self, exc.countdown)) from exc
+        raise _retry(self, exc) from exc
     if created:
         # What changed between the member's sync and the subscriptions was notified to nobody.
         transaction.on_commit(partial(sync_chats.delay, member.pk, created))
@@ -124,8 +127,7 @@ def renew_member_subscriptions(self: Any, member_id: int) -> int:
         return subscriptions.subscriptions_renew(member=member)
     except SyncDeferred as exc:
         # The next beat looks again; the retry only spares the subscriptions closest to expiry.
-        log.info("%s deferred: %s", self.name, exc.reason)
-        raise self.retry(countdown=_countdown(self, exc.countdown)) from exc
+        raise _retry(self, exc) from exc
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True, max_retries=5)
@@ -137,8 +139,7 @@ def handle_subscription_lifecycle(self: Any, subscription_id: int, event: str) -
     try:
         outcome = subscriptions.subscription_lifecycle(subscription=sub, event=event)
     except SyncDeferred as exc:
-        log.info("%s deferred: %s", self.name, exc.reason)
-        raise self.retry(countdown=_countdown(self, exc.countdown)) from exc
+        raise _retry(self, exc) from exc
     except graph.GraphError as exc:
         if not exc.transient:
             raise

@@ -24,6 +24,7 @@ from chat.models import Chat, ChatSyncState
 from chat.render import message_payload
 from chat.routing import SOCKET_PATH
 from chat.tasks import sync_member_chats
+from identity.api import json_error, json_methods, member_or_error
 from tenants import selectors as tenant_selectors
 from tenants.models import CustomerTenant, TenantUser
 
@@ -35,47 +36,25 @@ MAX_NEW_CHAT_PEOPLE = 20
 STALE_AFTER = dt.timedelta(minutes=5)
 
 
-def _error(status: int, error: str, message: str, **extra: Any) -> JsonResponse:
-    body = {"error": error, "message": message, **{k: v for k, v in extra.items() if v is not None}}
-    response = JsonResponse(body, status=status)
-    if extra.get("retry_after") is not None:
-        response["Retry-After"] = str(extra["retry_after"])
-    return response
-
-
-def _member(request: HttpRequest) -> TenantUser | JsonResponse:
-    if not request.user.is_authenticated:
-        return _error(401, "not_signed_in", "Sign in to chat.", action_url=reverse("home"))
-    member = tenant_selectors.access_member(user=request.user)
-    if member is None:
-        return _error(403, "not_a_tenant_user", "Only users of a connected organization can chat.")
-    if member.tenant.status != CustomerTenant.Status.ACTIVE:
-        return _error(403, "tenant_not_active", "Your organization is not connected. An administrator can connect it.")
-    return member
-
-
 MemberView = Callable[..., JsonResponse]
 
 
 def member_json(*methods: str) -> Callable[[MemberView], Callable[..., JsonResponse]]:
-    """A JSON endpoint for tenant members: JSON 405 for other methods, JSON 401/403 for others."""
+    """A JSON endpoint for tenant members: JSON 405, 401 and 403 for others, JSON 404 for chats not theirs."""
 
     def decorator(view: MemberView) -> Callable[..., JsonResponse]:
         @never_cache
+        @json_methods(*methods)
         @wraps(view)
         def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
-            if request.method not in methods:
-                response = _error(405, "method_not_allowed", f"Use {' or '.join(methods)}.")
-                response["Allow"] = ", ".join(methods)
-                return response
-            member = _member(request)
+            member = member_or_error(request, verb="chat")
             if isinstance(member, JsonResponse):
                 return member
             try:
                 return view(request, member, *args, **kwargs)
             except Http404:
                 # The same answer for a chat that does not exist and one that is not yours.
-                return _error(404, "not_found", "No such chat.")
+                return json_error(404, "not_found", "No such chat.")
 
         return checked
 
@@ -84,18 +63,18 @@ def member_json(*methods: str) -> Callable[[MemberView], Callable[..., JsonRespo
 
 def _body(request: HttpRequest) -> dict[str, Any] | JsonResponse:
     if request.content_type != "application/json":
-        return _error(415, "json_expected", "Send JSON (Content-Type: application/json).")
+        return json_error(415, "json_expected", "Send JSON (Content-Type: application/json).")
     try:
         body = json.loads(request.body or b"{}")
     except (ValueError, UnicodeDecodeError):
-        return _error(400, "bad_json", "The request body is not valid JSON.")
-    return body if isinstance(body, dict) else _error(400, "bad_json", "Send a JSON object.")
+        return json_error(400, "bad_json", "The request body is not valid JSON.")
+    return body if isinstance(body, dict) else json_error(400, "bad_json", "Send a JSON object.")
 
 
 def _failed(exc: sending.ActionFailed) -> JsonResponse:
     retry_after = None if exc.retry_after is None else max(1, round(exc.retry_after))
     action = reverse("home") if exc.status == 401 else None
-    return _error(exc.status, exc.reason, exc.message, retry_after=retry_after, action_url=action)
+    return json_error(exc.status, exc.reason, exc.message, retry_after=retry_after, action_url=action)
 
 
 # pages -----------------------------------------------------------------------------------
@@ -174,7 +153,7 @@ def chat_list(request: HttpRequest, member: TenantUser) -> JsonResponse:
     try:
         page = max(1, int(request.GET.get("page", "1")))
     except ValueError:
-        return _error(400, "bad_page", "page must be a number.")
+        return json_error(400, "bad_page", "page must be a number.")
     current = _int(request.GET.get("current"))
     if current is not None and request.GET.get("seen") == "1":
         # The page shows this chat's thread to the person right now: what made the list
@@ -201,7 +180,7 @@ def chat_messages(request: HttpRequest, member: TenantUser, chat_id: int) -> Jso
     if request.GET.get("before_id"):
         at = parse_datetime(request.GET.get("before", ""))
         if at is None or at.tzinfo is None:
-            return _error(400, "bad_cursor", "before must be an ISO 8601 time with a zone.")
+            return json_error(400, "bad_cursor", "before must be an ISO 8601 time with a zone.")
         before = (at, request.GET["before_id"][:64])
     messages, older = selectors.thread_page(chat=chat, before=before)
     me, names = str(member.oid), selectors.names_if_needed(chat=chat, messages=messages)
@@ -215,12 +194,12 @@ def _send(request: HttpRequest, member: TenantUser, chat: Chat) -> JsonResponse:
         return body
     text = body.get("content")
     if not isinstance(text, str) or not text.strip():
-        return _error(400, "empty", "Type a message first.")
+        return json_error(400, "empty", "Type a message first.")
     if len(text) > MAX_MESSAGE_CHARS:
-        return _error(400, "too_long", f"A message can have at most {MAX_MESSAGE_CHARS} characters.")
+        return json_error(400, "too_long", f"A message can have at most {MAX_MESSAGE_CHARS} characters.")
     client_id = _uuid(body.get("client_id"))
     if client_id is None:
-        return _error(400, "bad_client_id", "client_id must be a UUID, the same on every try of one message.")
+        return json_error(400, "bad_client_id", "client_id must be a UUID, the same on every try of one message.")
     try:
         message = sending.message_send(member=member, chat=chat, text=text, client_id=client_id)
     except sending.ActionFailed as exc:
@@ -235,7 +214,7 @@ def chat_changes(request: HttpRequest, member: TenantUser, chat_id: int) -> Json
     chat = selectors.access_chat(member=member, chat_id=chat_id)
     since = parse_datetime(request.GET.get("since", ""))
     if since is None or since.tzinfo is None:
-        return _error(400, "bad_since", "since must be an ISO 8601 time with a zone.")
+        return json_error(400, "bad_since", "since must be an ISO 8601 time with a zone.")
     now = dt.datetime.now(dt.UTC)  # the next catch-up's `since`
     changes = selectors.thread_changes(chat=chat, since=since)
     me, names = str(member.oid), selectors.names_if_needed(chat=chat, messages=changes)
@@ -266,14 +245,14 @@ def chat_create(request: HttpRequest, member: TenantUser) -> JsonResponse:
     raw = body.get("members")
     topic = body.get("topic") or ""
     if not isinstance(raw, list) or not raw or not all(isinstance(m, str) for m in raw):
-        return _error(400, "no_members", "Choose at least one person.")
+        return json_error(400, "no_members", "Choose at least one person.")
     if len(raw) > MAX_NEW_CHAT_PEOPLE:
-        return _error(400, "too_many_members", f"A new chat can start with at most {MAX_NEW_CHAT_PEOPLE} people.")
+        return json_error(400, "too_many_members", f"A new chat can start with at most {MAX_NEW_CHAT_PEOPLE} people.")
     if not isinstance(topic, str) or len(topic) > MAX_TOPIC_CHARS:
-        return _error(400, "bad_topic", f"A chat name has at most {MAX_TOPIC_CHARS} characters.")
+        return json_error(400, "bad_topic", f"A chat name has at most {MAX_TOPIC_CHARS} characters.")
     oids = _people(member, raw)
     if oids is None:
-        return _error(400, "unknown_person", "Choose people of your organization.")
+        return json_error(400, "unknown_person", "Choose people of your organization.")
     try:
         chat = sending.chat_create(member=member, oids=oids, topic=topic.strip())
     except sending.ActionFailed as exc:
@@ -290,17 +269,13 @@ def _uuid(value: Any) -> str | None:
 
 def _people(member: TenantUser, raw: list[str]) -> list[str] | None:
     """Distinct oids of people of the member's own tenant (not himself), or None if any is not."""
-    oids: list[str] = []
-    for value in raw:
-        oid = _uuid(value)
-        if oid is None:
-            return None
-        if oid == str(member.oid) or oid in oids:
-            continue
-        if not selectors.person_known(member=member, oid=oid):
-            return None
-        oids.append(oid)
-    return oids or None
+    parsed = [_uuid(value) for value in raw]
+    if None in parsed:
+        return None
+    oids = [oid for oid in dict.fromkeys(parsed) if oid is not None and oid != str(member.oid)]
+    if not oids or set(oids) - selectors.people_known(member=member, oids=oids):
+        return None
+    return oids
 
 
 @member_json("GET", "POST")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
-from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -16,55 +13,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from identity import services
+from identity.api import json_error, json_methods, member_or_error
 from portal import coordination
 from tenants import selectors
 from tenants.models import CustomerTenant, TenantUser
 
 PEOPLE_LIMIT = 20
 UNAVAILABLE = {"heading": "Calling isn't available", "verb": "call"}
-JsonView = Callable[[HttpRequest], JsonResponse]
-
-
-def _error(status: int, error: str, message: str, **extra: Any) -> JsonResponse:
-    return JsonResponse(
-        {"error": error, "message": message, **{k: v for k, v in extra.items() if v is not None}}, status=status
-    )
-
-
-def json_method(method: str) -> Callable[[JsonView], JsonView]:
-    """Like require_http_methods, answering other methods with a JSON 405."""
-
-    def decorator(view: JsonView) -> JsonView:
-        @wraps(view)
-        def checked(request: HttpRequest) -> JsonResponse:
-            if request.method != method:
-                response = _error(405, "method_not_allowed", f"Use {method}.")
-                response["Allow"] = method
-                return response
-            return view(request)
-
-        return checked
-
-    return decorator
-
-
-def _not_active(member: TenantUser) -> JsonResponse | None:
-    tenant = member.tenant
-    if tenant.status == CustomerTenant.Status.ACTIVE:
-        return None
-    if tenant.status == CustomerTenant.Status.CONSENT_REVOKED:
-        return _error(
-            403,
-            services.ConsentRevoked.reason,
-            services.ConsentRevoked.message.format(vendor=tenant.vendor.name),
-            action_url=_admin_url(member),
-        )
-    return _error(
-        403,
-        "tenant_not_active",
-        f"Your organization is not connected to {tenant.vendor.name}. An administrator can connect it.",
-        action_url=_admin_url(member),
-    )
 
 
 def _sign_in_url(member: TenantUser) -> str:
@@ -72,22 +27,8 @@ def _sign_in_url(member: TenantUser) -> str:
     return f"{reverse('vendor_page', args=[member.tenant.vendor.slug])}?{urlencode({'next': reverse('call')})}"
 
 
-def _admin_url(member: TenantUser) -> str | None:
-    """Where a tenant admin fixes the connection; nothing for members."""
-    return reverse("tenant_admin") if member.portal_role == TenantUser.Role.ADMIN else None
-
-
-def _member_or_error(request: HttpRequest) -> TenantUser | JsonResponse:
-    if not request.user.is_authenticated:
-        return _error(401, "not_signed_in", "Sign in to call.", action_url=reverse("home"))
-    member = selectors.access_member(user=request.user)
-    if member is None:
-        return _error(403, "not_a_tenant_user", "Only users of a connected organization can call.")
-    return _not_active(member) or member
-
-
 @never_cache
-@json_method("POST")
+@json_methods("POST")
 def acs_token(request: HttpRequest) -> JsonResponse:
     """The signed-in user's ACS token (for AzureCommunicationTokenCredential's refresher)."""
     try:
@@ -96,22 +37,19 @@ def acs_token(request: HttpRequest) -> JsonResponse:
         cached = None  # the slow path says what is unavailable
     if cached is not None:
         return _token_response(cached)
-    member = _member_or_error(request)
+    member = member_or_error(request, verb="call")
     if isinstance(member, JsonResponse):
         return member
     try:
         token = services.acs_token_for_user(member=member)
     except services.TokenUnavailable as exc:
-        response = _error(
+        return json_error(
             exc.status,
             exc.reason,
             exc.message.format(vendor=member.tenant.vendor.name),
             retry_after=None if exc.retry_after is None else max(1, round(exc.retry_after)),
             action_url=_sign_in_url(member) if exc.status == 401 else None,
         )
-        if exc.retry_after is not None:
-            response["Retry-After"] = str(max(1, round(exc.retry_after)))
-        return response
     return _token_response(token)
 
 
@@ -126,10 +64,10 @@ def _token_response(token: services.TeamsUserToken) -> JsonResponse:
 
 
 @never_cache
-@json_method("GET")
+@json_methods("GET")
 def people(request: HttpRequest) -> JsonResponse:
     """People of the caller's tenant to call, by name or UPN."""
-    member = _member_or_error(request)
+    member = member_or_error(request, verb="call")
     if isinstance(member, JsonResponse):
         return member
     query = request.GET.get("q", "").strip()[:100]

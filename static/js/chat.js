@@ -292,7 +292,7 @@ function setUpThread() {
   add(config.messages);
   empty.hidden = config.messages.length > 0;
   toBottom();
-  return { add, catchUp, markReadSoon, list, empty, toBottom, byId };
+  return { add, catchUp, markReadSoon, list, empty, toBottom };
 }
 
 // the composer ----------------------------------------------------------------------------
@@ -339,7 +339,6 @@ function setUpComposer(thread) {
     const body = { content: text, client_id: li.dataset.clientId };
     const { ok, data, retryAfter } = await api(config.messagesUrl, { method: "POST", body });
     if (ok) {
-      setState(li, "sent", "Sent");
       li.remove();
       thread.add([data.message]);
       thread.toBottom();

@@ -283,7 +283,7 @@ def test_chats_say_why_they_are_unavailable_once_consent_is_revoked(people: dict
     text = html.unescape(page.content.decode())
     assert "Chats aren't available" in text and "consent for Contoso was revoked" in text
     refused = post_json(people["bob"], f"/api/chats/{a_chat().pk}/messages/", {"content": "hi"})
-    assert refused.status_code == 403 and refused.json()["error"] == "tenant_not_active"
+    assert refused.status_code == 403 and refused.json()["error"] == "consent_revoked"
 
 
 def test_a_message_tried_twice_is_posted_once(people: dict[str, Person], devcloud_settings: DevCloud) -> None:
