@@ -139,41 +139,12 @@ def main() -> None:
         wait_for_devcloud(devcloud_port, procs["devcloud"])
         manage(env, "bootstrap", "--demo", "--site-domain", f"127.0.0.1:{port}")
         # No access log: callback URLs carry OAuth authorization codes in their query.
-        procs["web"] = start(
-            "web",
-            [
-                python,
-                "-m",
-                "uvicorn",
-                "portal.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-            ],
-            env,
-        )
+        uvicorn = [python, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1", "--no-access-log"]
+        procs["web"] = start("web", [*uvicorn, "--port", str(port)], env)
         if webhook_port is not None:
-            procs["webhook"] = start(
-                "webhook",
-                [
-                    python,
-                    "-m",
-                    "uvicorn",
-                    "portal.asgi:application",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(webhook_port),
-                    "--ssl-certfile",
-                    str(VAR / "devcloud" / "server.pem"),
-                    "--ssl-keyfile",
-                    str(VAR / "devcloud" / "server-key.pem"),
-                    "--no-access-log",
-                ],
-                env,
-            )
+            tls = ["--ssl-certfile", str(VAR / "devcloud" / "server.pem")]
+            tls += ["--ssl-keyfile", str(VAR / "devcloud" / "server-key.pem")]
+            procs["webhook"] = start("webhook", [*uvicorn, "--port", str(webhook_port), *tls], env)
         procs["worker"] = start(
             "worker", [python, "-m", "celery", "-A", "portal", "worker", "-l", "info", "--concurrency", "2"], env
         )
