@@ -37,10 +37,12 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 
 typecheck: $(VENV)/.dev
-	DEBUG=true $(BIN)/mypy portal tenants identity integrations devcloud chat
+	DEBUG=true $(BIN)/mypy core portal tenants identity integrations devcloud chat
 
 pytest: $(VENV)/.dev assets chromium
 	$(BIN)/pytest
+	@# Again on SQLite (development's database): the sync's generic writes and the database rules.
+	mkdir -p var && TEST_DATABASE_URL=sqlite:///$(CURDIR)/var/tests.sqlite3 $(BIN)/pytest -m both_databases
 
 test: lint typecheck pytest
 

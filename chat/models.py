@@ -142,3 +142,24 @@ class GraphSubscription(models.Model):
 
     def __str__(self) -> str:
         return self.graph_id
+
+
+class SubscriptionRemoval(models.Model):
+    """Graph subscriptions of a disconnected tenant still to delete in Graph, by the member who
+    created them (only he may): their ids and his token cache, sealed, kept only until they are
+    deleted or given up (Graph expires them within GRAPH_SUBSCRIPTION_MINUTES in any case).
+
+    The tenant's members and mirror are gone by then: the row names the owner by his oid.
+    """
+
+    tenant = models.ForeignKey(CustomerTenant, on_delete=models.CASCADE, related_name="+")
+    owner_oid = models.UUIDField()
+    graph_ids = models.JSONField(default=list)
+    sealed_cache = models.TextField()
+    attempts = models.PositiveIntegerField(default=0)
+    deleted = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{len(self.graph_ids)} subscription(s) of {self.owner_oid}"

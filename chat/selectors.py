@@ -47,8 +47,11 @@ def _latest(field: str) -> Subquery:
     return Subquery(newest.values(field)[:1])
 
 
-def member_chats(*, member: TenantUser, page: int = 1) -> tuple[list[ChatEntry], bool]:
-    """The member's chats, latest activity first, a page at a time; and whether more follow."""
+def member_chats(*, member: TenantUser, page: int = 1, seen: int | None = None) -> tuple[list[ChatEntry], bool]:
+    """The member's chats, latest activity first, a page at a time; and whether more follow.
+
+    `seen`: the chat the person has open in front of him, shown read.
+    """
     mine = ChatMember.objects.filter(tenant=member.tenant, chat=OuterRef("pk"), oid=member.oid)
     others = ChatMember.objects.filter(tenant=member.tenant).exclude(oid=member.oid).order_by("display_name", "oid")
     chats = (
@@ -65,10 +68,11 @@ def member_chats(*, member: TenantUser, page: int = 1) -> tuple[list[ChatEntry],
     )
     start = (max(1, page) - 1) * CHATS_PAGE_SIZE
     rows = list(chats[start : start + CHATS_PAGE_SIZE + 1])
-    return [_entry(chat, member) for chat in rows[:CHATS_PAGE_SIZE]], len(rows) > CHATS_PAGE_SIZE
+    entries = [_entry(chat, member, seen=chat.pk == seen) for chat in rows[:CHATS_PAGE_SIZE]]
+    return entries, len(rows) > CHATS_PAGE_SIZE
 
 
-def _entry(chat: Chat, member: TenantUser) -> ChatEntry:
+def _entry(chat: Chat, member: TenantUser, *, seen: bool) -> ChatEntry:
     names = [m.display_name or m.email or "Someone" for m in chat.others]  # type: ignore[attr-defined]
     body = chat.preview_body  # type: ignore[attr-defined]
     preview = ""
@@ -79,7 +83,12 @@ def _entry(chat: Chat, member: TenantUser) -> ChatEntry:
         preview = f"{who}: {text}" if who else text
     read_at = chat.read_at  # type: ignore[attr-defined]
     mine = chat.preview_sender is not None and chat.preview_sender == member.oid  # type: ignore[attr-defined]
-    unread = not mine and chat.last_message_at is not None and (read_at is None or chat.last_message_at > read_at)
+    unread = (
+        not seen
+        and not mine
+        and chat.last_message_at is not None
+        and (read_at is None or chat.last_message_at > read_at)
+    )
     return ChatEntry(chat, chat_title(chat, names=names), preview, chat.last_message_at, unread)
 
 

@@ -19,8 +19,8 @@ from django.db import transaction
 from chat import live, services, sync, tasks
 from chat.models import Chat, Message
 from chat.render import html_from_text
+from core import coordination
 from integrations import graph
-from portal import coordination
 from tenants.models import TenantUser
 
 log = logging.getLogger(__name__)

@@ -31,8 +31,8 @@ from django.urls import reverse
 from chat import live, services
 from chat.models import Chat, ChatMember, ChatSyncState, GraphSubscription
 from chat.sync import SyncStopped, member_token
+from core import coordination
 from integrations import graph
-from portal import coordination
 from tenants.models import CustomerTenant, TenantUser
 
 log = logging.getLogger(__name__)

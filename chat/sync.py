@@ -31,9 +31,9 @@ from redis.lock import Lock
 
 from chat import live, services
 from chat.models import Chat, ChatSyncState, Message
+from core import coordination
 from identity import services as identity_services
 from integrations import entra, graph
-from portal import coordination
 from tenants import services as tenant_services
 from tenants.models import CustomerTenant, TenantUser
 

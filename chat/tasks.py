@@ -10,8 +10,8 @@ from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
-from chat import subscriptions
-from chat.models import ChatSyncState, GraphSubscription
+from chat import removal, subscriptions
+from chat.models import ChatSyncState, GraphSubscription, SubscriptionRemoval
 from chat.sync import SyncDeferred, chat_sync_member
 from integrations import graph
 from tenants.models import CustomerTenant, TenantUser
@@ -159,3 +159,26 @@ def resync_active_members(full: bool = False) -> int:
     for member_id in ids:
         transaction.on_commit(partial(sync_member_chats.delay, member_id, full=full))
     return len(ids)
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True, max_retries=8)
+def remove_graph_subscriptions(self: Any, removal_id: int) -> str:
+    """A disconnected tenant's subscriptions of one owner, deleted in Graph (best effort, retried)."""
+    row = SubscriptionRemoval.objects.select_related("tenant__vendor").filter(pk=removal_id).first()
+    if row is None:
+        return "gone"
+    try:
+        return removal.subscriptions_delete(removal=row)
+    except removal.RemovalDeferred as exc:
+        if self.request.retries >= self.max_retries:
+            return removal.removal_give_up(removal=row, reason=f"retries:{exc}"[:64])
+        raise self.retry(countdown=_countdown(self, 30)) from exc
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def retry_subscription_removals() -> int:
+    """Beat: queue again the removals whose task was lost; give up those Graph has expired."""
+    due, _ = removal.removals_due()
+    for removal_id in due:
+        transaction.on_commit(partial(remove_graph_subscriptions.delay, removal_id))
+    return len(due)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from collections.abc import Callable
 from functools import wraps
@@ -24,8 +23,9 @@ from chat.models import Chat, ChatSyncState
 from chat.render import message_payload
 from chat.routing import SOCKET_PATH
 from chat.tasks import sync_member_chats
-from identity.api import json_error, json_methods, member_or_error
+from core.http import json_body, json_error, json_methods
 from tenants import selectors as tenant_selectors
+from tenants.api import member_or_error
 from tenants.models import CustomerTenant, TenantUser
 
 # Graph takes bodies up to 28 KB of HTML; escaped (`<` is `&lt;`), 4 000 characters always fit.
@@ -61,16 +61,6 @@ def member_json(*methods: str) -> Callable[[MemberView], Callable[..., JsonRespo
     return decorator
 
 
-def _body(request: HttpRequest) -> dict[str, Any] | JsonResponse:
-    if request.content_type != "application/json":
-        return json_error(415, "json_expected", "Send JSON (Content-Type: application/json).")
-    try:
-        body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        return json_error(400, "bad_json", "The request body is not valid JSON.")
-    return body if isinstance(body, dict) else json_error(400, "bad_json", "Send a JSON object.")
-
-
 def _failed(exc: sending.ActionFailed) -> JsonResponse:
     retry_after = None if exc.retry_after is None else max(1, round(exc.retry_after))
     action = reverse("home") if exc.status == 401 else None
@@ -87,11 +77,9 @@ def chats_page(request: HttpRequest, chat_id: int | None = None) -> HttpResponse
         refusal = {"heading": "Chats aren't available", "verb": "chat", "reason": reason, "member": member}
         return render(request, "portal/unavailable.html", refusal, status=403)
     chat = selectors.access_chat(member=member, chat_id=chat_id) if chat_id is not None else None
-    if chat is not None:
-        services.chat_mark_read(member=member, chat=chat)  # before the list, which shows it read
-    entries, more = selectors.member_chats(member=member)
+    # The open chat is drawn read; the page records it with a POST (a GET changes nothing).
+    entries, more = selectors.member_chats(member=member, seen=chat.pk if chat else None)
     state = selectors.sync_state(member=member)
-    _sync_if_stale(member, state)
     context: dict[str, Any] = {"member": member, "entries": entries, "more": more, "chat": chat, "state": state}
     config: dict[str, Any] = {
         "socketPath": SOCKET_PATH,
@@ -102,6 +90,7 @@ def chats_page(request: HttpRequest, chat_id: int | None = None) -> HttpResponse
         "chatUrl": reverse("chat_page", args=[0]),
         "maxChars": MAX_MESSAGE_CHARS,
         "sync": _sync_json(state),
+        "syncStale": _stale(state),
     }
     if chat is not None:
         read_at = dt.datetime.now(dt.UTC)  # before the read: catch-ups start here
@@ -125,13 +114,12 @@ def chats_page(request: HttpRequest, chat_id: int | None = None) -> HttpResponse
     return render(request, "chat/chats.html", context)
 
 
-def _sync_if_stale(member: TenantUser, state: ChatSyncState | None) -> None:
-    """Opening the chats asks for a sync when none ran lately (beat's resync covers the rest)."""
+def _stale(state: ChatSyncState | None) -> bool:
+    """Whether the page should ask for a sync: none ran lately (beat's resync covers the rest)."""
     if state is not None and state.status in (ChatSyncState.Status.RUNNING, ChatSyncState.Status.RETRYING):
-        return
+        return False
     finished = state.finished_at if state else None
-    if finished is None or dt.datetime.now(dt.UTC) - finished > STALE_AFTER:
-        transaction.on_commit(lambda: sync_member_chats.delay(member.pk))
+    return finished is None or dt.datetime.now(dt.UTC) - finished > STALE_AFTER
 
 
 def _sync_json(state: ChatSyncState | None) -> dict[str, Any]:
@@ -155,11 +143,11 @@ def chat_list(request: HttpRequest, member: TenantUser) -> JsonResponse:
     except ValueError:
         return json_error(400, "bad_page", "page must be a number.")
     current = _int(request.GET.get("current"))
-    if current is not None and request.GET.get("seen") == "1":
-        # The page shows this chat's thread to the person right now: what made the list
-        # change is read already.
-        services.chat_mark_read(member=member, chat=selectors.access_chat(member=member, chat_id=current))
-    entries, more = selectors.member_chats(member=member, page=page)
+    if current is not None:
+        selectors.access_chat(member=member, chat_id=current)  # someone else's chat is a 404
+    # The page shows this chat's thread to the person right now: drawn read (its POST records it).
+    seen = current if request.GET.get("seen") == "1" else None
+    entries, more = selectors.member_chats(member=member, page=page, seen=seen)
     context = {"entries": entries, "more": more, "page": page, "current": current}
     return JsonResponse({"html": render_to_string("chat/_chat_list.html", context, request=request), "more": more})
 
@@ -189,7 +177,7 @@ def chat_messages(request: HttpRequest, member: TenantUser, chat_id: int) -> Jso
 
 
 def _send(request: HttpRequest, member: TenantUser, chat: Chat) -> JsonResponse:
-    body = _body(request)
+    body = json_body(request)
     if isinstance(body, JsonResponse):
         return body
     text = body.get("content")
@@ -239,7 +227,7 @@ def chat_people(request: HttpRequest, member: TenantUser) -> JsonResponse:
 
 @member_json("POST")
 def chat_create(request: HttpRequest, member: TenantUser) -> JsonResponse:
-    body = _body(request)
+    body = json_body(request)
     if isinstance(body, JsonResponse):
         return body
     raw = body.get("members")

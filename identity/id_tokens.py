@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -17,6 +16,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from integrations import entra
+from integrations.entra import IdTokenClaims
 
 SKEW_SECONDS = 300
 JWKS_TTL = 24 * 3600
@@ -28,16 +28,6 @@ def _cache_key(name: str) -> str:
 
 class InvalidIdToken(Exception):
     """The reason is safe to log and to show an admin; it never contains the token."""
-
-
-@dataclass(frozen=True)
-class IdTokenClaims:
-    tid: str
-    oid: str
-    name: str
-    preferred_username: str
-    wids: tuple[str, ...] = ()
-    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 def _signing_keys(*, refresh: bool) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from tenants.models import CustomerTenant, TenantUser
 
 
 class EntraTokenCache(models.Model):
-    """One user's MSAL token cache (refresh and access tokens), sealed with identity.crypto.
+    """One user's MSAL token cache (refresh and access tokens), sealed with core.crypto.
 
     The associated data names the user's (tid, oid): a value copied to another row does not
     decrypt. Read and written only through identity.services; never shown in the admin.

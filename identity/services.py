@@ -16,11 +16,11 @@ from django.conf import settings
 from django.core.cache import cache
 from django.views.decorators.debug import sensitive_variables
 
-from identity import crypto
+from core import coordination, crypto, rotation
 from identity.models import EntraTokenCache
 from integrations import acs, entra
-from portal import coordination
 from tenants import services as tenant_services
+from tenants.api import CONSENT_REVOKED, CONSENT_REVOKED_MESSAGE
 from tenants.models import AuditEvent, CustomerTenant, TenantUser
 from tenants.scopes import ACS_SCOPES
 
@@ -30,7 +30,12 @@ LOCK_TIMEOUT = 60  # a holder killed mid-exchange frees the lock after this
 
 # the sealed token cache ----------------------------------------------------------------------
 def token_cache_context(member: TenantUser) -> str:
-    return f"entra-token-cache:{member.tenant.tid}:{member.oid}"
+    return _cache_context(member.tenant.tid, member.oid)
+
+
+def _cache_context(tid: object, oid: object) -> str:
+    # The person, not the row: a value copied to another user's row does not decrypt.
+    return f"entra-token-cache:{tid}:{oid}"
 
 
 def _cache_lock(member: TenantUser) -> AbstractContextManager[object]:
@@ -53,6 +58,15 @@ def token_cache_store(*, member: TenantUser, serialized: str) -> None:
         defaults={"tenant": member.tenant, "sealed": crypto.seal(serialized, context=token_cache_context(member))},
     )
     cache.delete(_failure_key(member))
+
+
+SEALED_TOKEN_CACHES = rotation.SealedColumn(
+    "token caches",
+    EntraTokenCache,
+    "sealed",
+    lambda row: _cache_context(row.tenant.tid, row.member.oid),
+    related=("tenant", "member"),
+)
 
 
 def token_cache_load(*, member: TenantUser) -> str:
@@ -113,11 +127,8 @@ class TokenUnavailable(Exception):
 
 class ConsentRevoked(TokenUnavailable):
     status = 403
-    reason = "consent_revoked"
-    message = (
-        "Your organization's consent for {vendor} was revoked in Microsoft Entra ID. "
-        "An administrator of your organization must grant consent again."
-    )
+    reason = CONSENT_REVOKED
+    message = CONSENT_REVOKED_MESSAGE
 
 
 class SignInAgain(TokenUnavailable):
@@ -131,11 +142,12 @@ class AcsBusy(TokenUnavailable):
     message = "The calling service is busy. Try again in a few seconds."
 
 
-# The ACS token cache is keyed by the portal user, so that the warm path needs nothing but the
-# session's user: a cached token exists only while the user's tenant is active (a tenant that
-# stops being active has its users' tokens forgotten, see identity.apps).
-def _token_key(user_id: int) -> str:
-    return f"acs-token:{user_id}"
+# A cached ACS token is keyed by the member and by the versions of his tenant's status and of
+# his role, which the database moves on every change (tenants.triggers), bulk or not: once the
+# tenant stops being active, no token cached before is reachable. The warm path reads them from
+# the session's user, loaded with his membership and tenant (identity.backends): no query.
+def _token_key(member: TenantUser) -> str:
+    return f"acs-token:{member.pk}:{member.tenant.token_version}:{member.token_version}"
 
 
 def _failure_key(member: TenantUser) -> str:
@@ -147,13 +159,16 @@ def _margin() -> dt.timedelta:
 
 
 @sensitive_variables("sealed", "payload")
-def cached_acs_token(*, user_id: int) -> TeamsUserToken | None:
-    """The user's ACS token if one is cached and valid beyond the margin (no database query)."""
-    sealed = coordination.get(_token_key(user_id))
+def cached_acs_token(*, member: TenantUser) -> TeamsUserToken | None:
+    """The member's ACS token if one is cached and valid beyond the margin (no database query)."""
+    if member.tenant.status != CustomerTenant.Status.ACTIVE:
+        return None
+    key = _token_key(member)
+    sealed = coordination.get(key)
     if sealed is None:
         return None
     try:
-        payload = json.loads(crypto.unseal(sealed, context=_token_key(user_id)))
+        payload = json.loads(crypto.unseal(sealed, context=key))
     except crypto.DecryptionError:
         return None
     token = TeamsUserToken(
@@ -168,30 +183,20 @@ def _cache_token(member: TenantUser, token: TeamsUserToken) -> None:
     if ttl < 1:
         return
     payload = json.dumps({"token": token.token, "expires_at": token.expires_at.isoformat(), "oid": token.oid})
-    key = _token_key(member.user_id)
+    key = _token_key(member)
     coordination.put(key, crypto.seal(payload, context=key), seconds=int(ttl))
-
-
-def acs_token_forget(*, user_id: int) -> None:
-    coordination.forget([_token_key(user_id)])
-
-
-def acs_tokens_forget(*, tenant: CustomerTenant) -> None:
-    """Drop the cached ACS tokens of the tenant's users (the tenant is no longer active)."""
-    user_ids = TenantUser.objects.filter(tenant=tenant).values_list("user_id", flat=True)
-    coordination.forget([_token_key(user_id) for user_id in user_ids])
 
 
 def acs_token_for_user(*, member: TenantUser) -> TeamsUserToken:
     """The user's ACS token: cached while valid beyond the margin, else exchanged (one at a time per user)."""
-    token = cached_acs_token(user_id=member.user_id)
+    token = cached_acs_token(member=member)
     if token is not None:
         return token
     # The lock outlives everything its holder may wait for: the cache lock and three calls out.
     try:
         with coordination.held(f"acs-exchange:{member.pk}", timeout=LOCK_TIMEOUT, wait=4 * settings.OUTBOUND_TIMEOUT):
             # Whoever held the lock may have just cached a token, or just failed.
-            token = cached_acs_token(user_id=member.user_id)
+            token = cached_acs_token(member=member)
             if token is not None:
                 return token
             failure = cache.get(_failure_key(member))
@@ -235,12 +240,10 @@ def _exchange(member: TenantUser) -> TeamsUserToken:
     except TokenUnavailable as exc:
         raise _failed(member, exc) from None
     token = TeamsUserToken(token=acs_token.token, expires_at=acs_token.expires_at, oid=str(member.oid))
+    # Under the versions read before the exchange: should the tenant have stopped being active
+    # meanwhile, its version moved and this token is out of reach.
     _cache_token(member, token)
     tenant_services.tenant_record_exchange(tenant=tenant)
-    if not TenantUser.objects.filter(pk=member.pk, tenant__status=CustomerTenant.Status.ACTIVE).exists():
-        # The tenant stopped being active (or the member was removed) during the exchange,
-        # perhaps before its forget ran: don't leave the token for the fast path.
-        acs_token_forget(user_id=member.user_id)
     return token
 
 

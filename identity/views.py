@@ -1,32 +1,44 @@
-"""Sign-in with Entra ID for a vendor's users and staff, and the onboarding sign-in of admins."""
+"""Sign-in with Entra ID, and onboarding (an admin's consent for the organization): one flow.
+
+1. `sign_in` (a user or vendor staff) and `connect` / `reconsent` (an admin) start msal's auth code
+   flow (state, nonce and PKCE kept in the session) and go to Entra.
+2. `callback` redeems the code and validates the ID token ourselves; a sign-in opens the session,
+   an onboarding checks the admin's directory role and goes on to Entra's admin consent.
+3. `onboarding_callback` takes Entra's unsigned consent redirect, bound to the session by `state`,
+   and has the consent confirmed with Entra (identity.onboarding) before the tenant is active.
+"""
 
 from __future__ import annotations
 
 import secrets
 
 from allauth.account.utils import perform_login
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from chat.tasks import sync_member_chats
+from core.http import safe_next
+from identity import onboarding
 from identity import services as identity_services
-from identity.id_tokens import IdTokenClaims, InvalidIdToken, validate_id_token
+from identity.backends import BACKEND
+from identity.id_tokens import InvalidIdToken, validate_id_token
+from identity.signals import member_signed_in
 from integrations import entra
-from tenants import services
-from tenants.models import CONSENT_ROLES, AuditEvent, Vendor
+from integrations.entra import IdTokenClaims
+from tenants import selectors, services
+from tenants.models import CONSENT_ROLES, AuditEvent, TenantUser, Vendor
 from tenants.scopes import SIGN_IN_SCOPES
-from tenants.selectors import vendor_for_slug
 
 FLOW_KEY = "entra_flow"
 CONSENT_KEY = "consent_state"
 PURPOSES = ("sign_in", "onboard")
 
 
+# starting ------------------------------------------------------------------------------------
 def start(request: HttpRequest, *, vendor: Vendor, purpose: str, next_url: str = "") -> HttpResponse:
     """Begin an auth code flow (state, nonce, PKCE kept in the session) and go to Entra."""
     app = services.vendor_entra_app(vendor)
@@ -37,17 +49,25 @@ def start(request: HttpRequest, *, vendor: Vendor, purpose: str, next_url: str =
     return HttpResponseRedirect(flow["auth_uri"])
 
 
-def safe_next(request: HttpRequest, value: str) -> str:
-    """A page of this site to return to after sign-in, or ""."""
-    if value.startswith("/") and url_has_allowed_host_and_scheme(value, allowed_hosts={request.get_host()}):
-        return value
-    return ""
-
-
 @require_POST
 def sign_in(request: HttpRequest, slug: str) -> HttpResponse:
     next_url = safe_next(request, request.POST.get("next", ""))
-    return start(request, vendor=vendor_for_slug(slug), purpose="sign_in", next_url=next_url)
+    return start(request, vendor=selectors.vendor_for_slug(slug), purpose="sign_in", next_url=next_url)
+
+
+@require_POST
+def connect(request: HttpRequest, slug: str) -> HttpResponse:
+    """ "Connect your organization": the admin signs in first, so that we know who and in which role."""
+    return start(request, vendor=selectors.vendor_for_slug(slug), purpose="onboard")
+
+
+@require_POST
+def reconsent(request: HttpRequest) -> HttpResponse:
+    member = selectors.access_admin_tenant(user=request.user)
+    if services.consent_role(member.directory_roles) is None:
+        return refused(request, vendor=member.tenant.vendor, reason="not_consent_admin")
+    # A fresh sign-in gives the tokens that the consent callback confirms the scopes with.
+    return start(request, vendor=member.tenant.vendor, purpose="onboard")
 
 
 def refused(request: HttpRequest, *, vendor: Vendor | None, reason: str, status: int = 403) -> HttpResponse:
@@ -59,6 +79,14 @@ def refused(request: HttpRequest, *, vendor: Vendor | None, reason: str, status:
     )
 
 
+def needs_admin(request: HttpRequest, *, vendor: Vendor) -> HttpResponse:
+    """Names the roles that can consent and gives a link to send to such an admin."""
+    connect_url = request.build_absolute_uri(reverse("vendor_page", args=[vendor.slug]))
+    context = {"vendor": vendor, "consent_roles": CONSENT_ROLES.values(), "connect_url": connect_url}
+    return render(request, "identity/needs_admin.html", context, status=403)
+
+
+# Entra's redirect after the sign-in ----------------------------------------------------------
 @require_GET
 def callback(request: HttpRequest) -> HttpResponse:
     pending = request.session.pop(FLOW_KEY, None)
@@ -105,15 +133,19 @@ def _sign_in(
         member = services.tenant_user_sign_in(vendor=vendor, claims=claims, onboarding=False)
     except services.SignInRefused as exc:
         return refused(request, vendor=vendor, reason=exc.reason)
-    # The refresh token from this sign-in serves later token requests (ACS, Graph), web and workers.
-    identity_services.token_cache_seed(member=member, serialized=token_cache)
-    # His chats are mirrored by the time he opens them (a stopped sync starts again).
-    transaction.on_commit(lambda: sync_member_chats.delay(member.pk))
+    _member_signed_in(member, token_cache)
     return _login(request, member.user, next_url or reverse("home"))
 
 
+def _member_signed_in(member: TenantUser, token_cache: str) -> None:
+    # The refresh token from this sign-in serves later token requests (ACS, Graph), web and workers.
+    identity_services.token_cache_seed(member=member, serialized=token_cache)
+    member_signed_in.send(sender=TenantUser, member=member)
+
+
 def _login(request: HttpRequest, user: User, redirect_url: str) -> HttpResponse:
-    """allauth opens the session (and rotates its key)."""
+    """allauth opens the session (and rotates its key), with the backend that loads the member."""
+    user.backend = BACKEND
     response: HttpResponse = perform_login(request, user, redirect_url=redirect_url)
     return response
 
@@ -135,17 +167,10 @@ def _onboard(request: HttpRequest, *, vendor: Vendor, claims: IdTokenClaims, tok
     # The admin's tokens also let the consent callback confirm the scopes with Entra.
     identity_services.token_cache_seed(member=member, serialized=token_cache)
     _login(request, member.user, reverse("tenant_admin"))
-    return redirect_to_admin_consent(request, vendor=vendor, tid=claims.tid)
+    return _to_admin_consent(request, vendor=vendor, tid=claims.tid)
 
 
-def needs_admin(request: HttpRequest, *, vendor: Vendor) -> HttpResponse:
-    """Names the roles that can consent and gives a link to send to such an admin."""
-    connect_url = request.build_absolute_uri(reverse("vendor_page", args=[vendor.slug]))
-    context = {"vendor": vendor, "consent_roles": CONSENT_ROLES.values(), "connect_url": connect_url}
-    return render(request, "tenants/needs_admin.html", context, status=403)
-
-
-def redirect_to_admin_consent(request: HttpRequest, *, vendor: Vendor, tid: str) -> HttpResponse:
+def _to_admin_consent(request: HttpRequest, *, vendor: Vendor, tid: str) -> HttpResponse:
     """Entra's admin consent for the vendor's scopes; `state` is bound to this session."""
     state = secrets.token_urlsafe(32)
     request.session[CONSENT_KEY] = {"state": state, "vendor": vendor.pk, "tid": tid}
@@ -157,3 +182,28 @@ def redirect_to_admin_consent(request: HttpRequest, *, vendor: Vendor, tid: str)
         redirect_uri=request.build_absolute_uri(reverse("onboarding_callback")),
     )
     return redirect(url)
+
+
+# Entra's redirect after the admin consent ----------------------------------------------------
+@login_required
+@require_GET
+def onboarding_callback(request: HttpRequest) -> HttpResponse:
+    """Entra's admin consent redirect. Its query is unsigned: trust nothing until confirmed."""
+    pending = request.session.pop(CONSENT_KEY, None)
+    member = selectors.access_member(user=request.user)
+    if member is None:
+        return refused(request, vendor=None, reason="consent_state_mismatch", status=400)
+    tenant, vendor = member.tenant, member.tenant.vendor
+    problem = onboarding.consent_callback_problem(pending=pending, member=member, query=request.GET)
+    if problem is not None:
+        services.audit(vendor=vendor, kind=AuditEvent.Kind.CONSENT_REFUSED, tenant=tenant, reason=problem)
+        if problem.startswith("entra:"):
+            messages.error(request, "Consent was not granted, so the organization is not connected. You can try again.")
+            return redirect("tenant_admin")
+        return refused(request, vendor=vendor, reason="consent_state_mismatch", status=400)
+    try:
+        onboarding.consent_confirm(member=member)
+    except onboarding.ConsentNotConfirmed:
+        return refused(request, vendor=vendor, reason="consent_not_confirmed", status=400)
+    messages.success(request, f"{tenant.display_name or tenant.domain} is connected to {vendor.name}.")
+    return redirect("tenant_admin")

@@ -87,6 +87,18 @@ def start_sign_in(
 
 
 @dataclass(frozen=True)
+class IdTokenClaims:
+    """Who signed in, from an ID token that identity.id_tokens validated: `(tid, oid)` identify."""
+
+    tid: str
+    oid: str
+    name: str
+    preferred_username: str
+    wids: tuple[str, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
 class SignInResult:
     id_token: str = field(repr=False)
     nonce: str

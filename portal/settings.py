@@ -44,6 +44,9 @@ INSTALLED_APPS = [
     # Installed but not routed: portal sign-in is identity.views (its own ID-token checks).
     # tests/devcloud/test_allauth.py routes it to check devcloud against allauth.
     "allauth.socialaccount.providers.microsoft",
+    "pgtrigger",
+    # Lowest first: an app imports only the apps before it (and integrations/): tests/test_layers.py.
+    "core",
     "tenants",
     "identity",
     "chat",
@@ -88,6 +91,9 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A test database in a file, not in memory: the tests' worker processes open it too.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-portal.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis: Celery broker, cache and channel layer.
@@ -195,10 +201,13 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "chat.tasks.renew_subscriptions",
         "schedule": float(min(3600, GRAPH_SUBSCRIPTION_RENEW_BEFORE_MINUTES * 15)),
     },
+    # Disconnected tenants' subscriptions whose deletion a lost task left undone.
+    "retry-subscription-removals": {"task": "chat.tasks.retry_subscription_removals", "schedule": 3600.0},
 }
 
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
+    # Loads the session's user with his tenant membership (one query); passwords for the admin.
+    "identity.backends.MemberBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
 SITE_ID = 1

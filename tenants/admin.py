@@ -31,6 +31,10 @@ class VendorAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Its records (consent, audit) outlive it; the database refuses too (PROTECT).
+        return False
+
 
 @admin.register(VendorMembership)
 class VendorMembershipAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -54,6 +58,10 @@ class CustomerTenantAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "last_confirmed_at",
         "last_activity_at",
     )
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A tenant leaves by disconnecting (its data removed, its records kept), never by deletion.
+        return False
 
 
 @admin.register(TenantUser)

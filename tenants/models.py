@@ -1,4 +1,10 @@
-"""Vendors, their customer tenants, and the append-only consent and audit records."""
+"""Vendors, their customer tenants, and the append-only consent and audit records.
+
+The database enforces what matters most (tenants/triggers.py): consent and audit records can't
+be changed or deleted, and a tenant's or member's `token_version` moves whenever its status or
+role does, whatever wrote it (a bulk update, raw SQL). Cached ACS tokens are keyed by these
+versions, so a status change withdraws them at once.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
+
+from tenants import triggers
 
 # Directory roles that may grant tenant-wide consent, by role template id (the `wids` claim).
 CONSENT_ROLES: dict[str, str] = {
@@ -20,7 +28,19 @@ class AppendOnlyError(Exception):
     """Consent and audit records are never changed or deleted."""
 
 
+class AppendOnlyQuerySet(models.QuerySet[Any]):
+    """Refuses bulk changes before the database does (on SQLite in development, only this refuses)."""
+
+    def update(self, **kwargs: Any) -> int:
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only")
+
+
 class AppendOnly(models.Model):
+    objects = AppendOnlyQuerySet.as_manager()
+
     class Meta:
         abstract = True
 
@@ -39,7 +59,7 @@ class Vendor(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(unique=True)
     entra_client_id = models.UUIDField(unique=True)
-    # Sealed with identity.crypto; read through tenants.services.vendor_secrets().
+    # Sealed with core.crypto; read through tenants.services.vendor_secrets().
     entra_client_secret_sealed = models.TextField()
     acs_connection_string_sealed = models.TextField()
     requested_scopes = models.JSONField(default=list, help_text="Delegated permissions customers consent to.")
@@ -77,7 +97,7 @@ class CustomerTenant(models.Model):
         CONSENT_REVOKED = "consent_revoked", "Consent revoked"
         DISCONNECTED = "disconnected", "Disconnected"
 
-    vendor = models.ForeignKey(Vendor, on_delete=models.CASCADE, related_name="customers")
+    vendor = models.ForeignKey(Vendor, on_delete=models.PROTECT, related_name="customers")
     tid = models.UUIDField()
     display_name = models.CharField(max_length=200, blank=True)
     domain = models.CharField(max_length=253, blank=True)
@@ -90,10 +110,14 @@ class CustomerTenant(models.Model):
     last_activity_at = models.DateTimeField(null=True, blank=True)
     acs_exchanges = models.PositiveBigIntegerField(default=0, help_text="Entra → ACS token exchanges so far.")
     last_acs_exchange_at = models.DateTimeField(null=True, blank=True)
+    # Moved by the database whenever `status` changes (tenants/triggers.py): part of every cached
+    # ACS token's key, so that no token outlives the status it was issued under.
+    token_version = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         constraints: ClassVar = [models.UniqueConstraint(fields=["vendor", "tid"], name="uniq_vendor_tid")]
         indexes: ClassVar = [models.Index(fields=["vendor", "status"])]
+        triggers: ClassVar = [triggers.version_on_change("status")]
 
     def __str__(self) -> str:
         return self.display_name or str(self.tid)
@@ -115,9 +139,12 @@ class TenantUser(models.Model):
     portal_role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
     created_at = models.DateTimeField(auto_now_add=True)
     last_sign_in_at = models.DateTimeField(null=True, blank=True)
+    # Moved by the database whenever `portal_role` changes, like the tenant's.
+    token_version = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         constraints: ClassVar = [models.UniqueConstraint(fields=["tenant", "oid"], name="uniq_tenant_oid")]
+        triggers: ClassVar = [triggers.version_on_change("portal_role")]
 
     def __str__(self) -> str:
         return self.display_name or str(self.oid)
@@ -130,9 +157,10 @@ class ConsentRecord(AppendOnly):
         GRANTED = "granted", "Granted"
         REVOKED = "revoked", "Revocation detected"
 
-    tenant = models.ForeignKey(CustomerTenant, on_delete=models.CASCADE, related_name="consent_records")
+    tenant = models.ForeignKey(CustomerTenant, on_delete=models.PROTECT, related_name="consent_records")
     kind = models.CharField(max_length=10, choices=Kind.choices)
-    admin = models.ForeignKey(TenantUser, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # The admin by (tenant, oid), not by row: the record outlives the admin's account.
+    admin_oid = models.UUIDField(null=True, blank=True)
     admin_name = models.CharField(max_length=200, blank=True)
     admin_role_id = models.CharField(max_length=36, blank=True)
     admin_role = models.CharField(max_length=64, blank=True)
@@ -142,6 +170,7 @@ class ConsentRecord(AppendOnly):
 
     class Meta:
         ordering = ("-created_at", "-id")
+        triggers: ClassVar = [triggers.append_only()]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} for {self.tenant} at {self.created_at:%Y-%m-%d %H:%M}"
@@ -159,10 +188,11 @@ class AuditEvent(AppendOnly):
         TENANT_DISCONNECTED = "tenant_disconnected", "Tenant disconnected"
         ROLE_CHANGED = "role_changed", "Role changed"
         TOKEN_REFUSED = "token_refused", "ACS token not issued"
+        GRAPH_CLEANUP = "graph_cleanup", "Graph subscriptions deleted after disconnecting"
 
-    vendor = models.ForeignKey(Vendor, on_delete=models.CASCADE, related_name="audit_events")
+    vendor = models.ForeignKey(Vendor, on_delete=models.PROTECT, related_name="audit_events")
     tenant = models.ForeignKey(
-        CustomerTenant, on_delete=models.SET_NULL, null=True, blank=True, related_name="audit_events"
+        CustomerTenant, on_delete=models.PROTECT, null=True, blank=True, related_name="audit_events"
     )
     kind = models.CharField(max_length=24, choices=Kind.choices)
     tid = models.CharField(max_length=36, blank=True)
@@ -174,6 +204,7 @@ class AuditEvent(AppendOnly):
     class Meta:
         ordering = ("-created_at", "-id")
         indexes: ClassVar = [models.Index(fields=["vendor", "-created_at"])]
+        triggers: ClassVar = [triggers.append_only()]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.reason}".strip()

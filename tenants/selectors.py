@@ -39,10 +39,16 @@ def access_admin_tenant(*, user: User | AnonymousUser) -> TenantUser:
 
 
 def access_member(*, user: User | AnonymousUser) -> TenantUser | None:
-    """The signed-in user's own tenant membership (with tenant and vendor), or None."""
+    """The signed-in user's own tenant membership (with tenant and vendor), or None.
+
+    The session's user comes with it (identity.backends): no query of its own then.
+    """
     if not user.is_authenticated:
         return None
-    return TenantUser.objects.select_related("tenant__vendor").filter(user=user).first()
+    try:
+        return user.tenant_user
+    except TenantUser.DoesNotExist:
+        return None
 
 
 def vendor_customers(*, vendor: Vendor, query: str = "", status: str = "") -> QuerySet[CustomerTenant]:

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from identity import crypto
-from identity.id_tokens import IdTokenClaims
+from core import crypto, rotation
 from integrations import entra
 from integrations.acs import AcsResource
-from integrations.entra import EntraApp
+from integrations.entra import EntraApp, IdTokenClaims
 from tenants.models import (
     CONSENT_ROLES,
     PERSONAL_ACCOUNTS_TENANT,
@@ -26,6 +25,7 @@ from tenants.models import (
     VendorMembership,
 )
 from tenants.scopes import DEFAULT_REQUESTED_SCOPES
+from tenants.signals import tenant_activated, tenant_disconnected
 
 Status = CustomerTenant.Status
 
@@ -88,23 +88,21 @@ def vendor_acs_resource(vendor: Vendor) -> AcsResource:
     return AcsResource(connection_string=vendor_secrets(vendor).acs_connection_string)
 
 
-def vendor_reseal(vendor: Vendor) -> bool:
-    """Re-encrypt the vendor's secrets with the newest key; True when something changed."""
-    if not (
-        crypto.needs_rotation(vendor.entra_client_secret_sealed)
-        or crypto.needs_rotation(vendor.acs_connection_string_sealed)
-    ):
-        return False
-    secrets = vendor_secrets(vendor)
-    client_id = str(vendor.entra_client_id)
-    vendor.entra_client_secret_sealed = crypto.seal(
-        secrets.client_secret, context=_secret_context(client_id, "client_secret")
-    )
-    vendor.acs_connection_string_sealed = crypto.seal(
-        secrets.acs_connection_string, context=_secret_context(client_id, "acs")
-    )
-    vendor.save(update_fields=["entra_client_secret_sealed", "acs_connection_string_sealed"])
-    return True
+# Every sealed column of tenants, for `manage.py rotate_encryption` (registered in TenantsConfig).
+SEALED_COLUMNS = (
+    rotation.SealedColumn(
+        "vendor client secrets",
+        Vendor,
+        "entra_client_secret_sealed",
+        lambda vendor: _secret_context(str(vendor.entra_client_id), "client_secret"),
+    ),
+    rotation.SealedColumn(
+        "vendor ACS connection strings",
+        Vendor,
+        "acs_connection_string_sealed",
+        lambda vendor: _secret_context(str(vendor.entra_client_id), "acs"),
+    ),
+)
 
 
 # audit ---------------------------------------------------------------------------------------
@@ -263,7 +261,7 @@ def consent_record_grant(
     record = ConsentRecord.objects.create(
         tenant=tenant,
         kind=ConsentRecord.Kind.GRANTED,
-        admin=admin,
+        admin_oid=admin.oid,
         admin_name=admin.display_name,
         admin_role_id=role[0],
         admin_role=role[1],
@@ -278,6 +276,7 @@ def consent_record_grant(
         role=role[1],
         scopes=scopes,
     )
+    tenant_activated.send(sender=CustomerTenant, tenant=tenant, admin=admin)
     return record
 
 
@@ -332,19 +331,21 @@ def tenant_confirm_consent(*, tenant: CustomerTenant) -> str:
 
 
 @transaction.atomic
-def tenant_disconnect(*, tenant: CustomerTenant, by: TenantUser) -> None:
-    """Sign-in is refused from now on and the tenant's data is removed; the records stay."""
+def tenant_disconnect(*, tenant: CustomerTenant, by: TenantUser) -> dict[str, int]:
+    """Sign-in is refused from now on, and everything the portal keeps of the tenant is removed but
+    its consent and audit records; what was removed, counted (as the disconnect page says it)."""
     tenant = CustomerTenant.objects.select_for_update().get(pk=tenant.pk)
     users = get_user_model().objects.filter(tenant_user__tenant=tenant)
-    audit(
-        vendor=tenant.vendor,
-        kind=AuditEvent.Kind.TENANT_DISCONNECTED,
-        tenant=tenant,
-        oid=str(by.oid),
-        users_removed=users.count(),
-    )
-    users.delete()
     tenant.status = Status.DISCONNECTED
     tenant.scopes_granted = []
     tenant.status_changed_at = timezone.now()
     tenant.save(update_fields=["status", "scopes_granted", "status_changed_at"])
+    removed = {"people": users.count()}
+    # Before the users go: the receiver may need their tokens for work it leaves to a worker.
+    for _, counts in tenant_disconnected.send(sender=CustomerTenant, tenant=tenant):
+        removed |= cast(dict[str, int], counts)
+    users.delete()  # their memberships and token caches with them
+    audit(
+        vendor=tenant.vendor, kind=AuditEvent.Kind.TENANT_DISCONNECTED, tenant=tenant, oid=str(by.oid), removed=removed
+    )
+    return removed

@@ -1,26 +1,19 @@
-"""The vendor's public page, onboarding (admin consent), the tenant admin page, the vendor dashboard."""
+"""The vendor's public page, the tenant admin page (and disconnecting), the vendor dashboard.
+
+Sign-in and onboarding (admin consent) are identity's: identity.views."""
 
 from __future__ import annotations
 
-import secrets
-from typing import Any
-
 from django.contrib import messages
 from django.contrib.auth import logout
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db import transaction
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
-from chat.tasks import sync_member_chats
-from identity import crypto
-from identity import services as identity_services
-from identity.views import CONSENT_KEY, refused, safe_next, start
-from integrations import entra
+from core.http import safe_next
 from tenants import selectors, services
-from tenants.models import CONSENT_ROLES, AuditEvent, CustomerTenant, TenantUser, Vendor
+from tenants.models import CONSENT_ROLES, CustomerTenant, Vendor
 from tenants.scopes import missing_scopes
 
 PAGE_SIZE = 25
@@ -41,69 +34,6 @@ def vendor_page(request: HttpRequest, slug: str) -> HttpResponse:
     next_url = safe_next(request, request.GET.get("next", ""))
     context = {"vendor": vendor, "consent_roles": CONSENT_ROLES.values(), "next": next_url}
     return render(request, "tenants/vendor.html", context)
-
-
-@require_POST
-def connect(request: HttpRequest, slug: str) -> HttpResponse:
-    """ "Connect your organization": the admin signs in first, so that we know who and in which role."""
-    return start(request, vendor=selectors.vendor_for_slug(slug), purpose="onboard")
-
-
-def _callback_problem(pending: dict[str, Any] | None, member: TenantUser, query: QueryDict) -> str | None:
-    """Why this consent callback is not the one we started, or None."""
-    tenant = member.tenant
-    if not pending or not secrets.compare_digest(query.get("state", ""), pending["state"]):
-        return "state_mismatch"
-    if pending["vendor"] != tenant.vendor_id or pending["tid"] != str(tenant.tid):
-        return "callback_mismatch"
-    if query.get("error"):
-        return f"entra:{query.get('error', '')[:40]}"
-    if query.get("admin_consent") != "True" or query.get("tenant", "").lower() != str(tenant.tid):
-        return "callback_mismatch"
-    return None
-
-
-@login_required
-@require_GET
-def onboarding_callback(request: HttpRequest) -> HttpResponse:
-    """Entra's admin consent redirect. Its query is unsigned: trust nothing until confirmed."""
-    pending = request.session.pop(CONSENT_KEY, None)
-    member = selectors.access_member(user=request.user)
-    if member is None:
-        return refused(request, vendor=None, reason="consent_state_mismatch", status=400)
-    tenant = member.tenant
-    vendor = tenant.vendor
-    problem = _callback_problem(pending, member, request.GET)
-    if problem is not None:
-        services.audit(vendor=vendor, kind=AuditEvent.Kind.CONSENT_REFUSED, tenant=tenant, reason=problem)
-        if problem.startswith("entra:"):
-            messages.error(request, "Consent was not granted, so the organization is not connected. You can try again.")
-            return redirect("tenant_admin")
-        return refused(request, vendor=vendor, reason="consent_state_mismatch", status=400)
-    app = services.vendor_entra_app(vendor)
-    try:
-        entra.confirm_app_in_tenant(app, str(tenant.tid))
-        # The admin's own tokens, kept at the onboarding sign-in.
-        cache = identity_services.token_cache_load(member=member)
-        entra.confirm_scopes_consented(app, cache=cache, scopes=list(vendor.requested_scopes))
-    except crypto.DecryptionError:
-        services.audit(vendor=vendor, kind=AuditEvent.Kind.CONSENT_REFUSED, tenant=tenant, reason="not_confirmed")
-        return refused(request, vendor=vendor, reason="consent_not_confirmed", status=400)
-    except entra.EntraError as exc:
-        services.audit(
-            vendor=vendor, kind=AuditEvent.Kind.CONSENT_REFUSED, tenant=tenant, reason="not_confirmed", codes=exc.codes
-        )
-        return refused(request, vendor=vendor, reason="consent_not_confirmed", status=400)
-    services.consent_record_grant(
-        tenant=tenant,
-        admin=member,
-        scopes=list(vendor.requested_scopes),
-        confirmed_by="client-credentials token for the tenant; the admin's tokens for every requested scope",
-    )
-    messages.success(request, f"{tenant.display_name or tenant.domain} is connected to {vendor.name}.")
-    # The admin is a Teams user too: his chats, now that the tenant is active.
-    transaction.on_commit(lambda: sync_member_chats.delay(member.pk))
-    return redirect("tenant_admin")
 
 
 @require_GET
@@ -127,15 +57,6 @@ def tenant_admin(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_POST
-def reconsent(request: HttpRequest) -> HttpResponse:
-    member = selectors.access_admin_tenant(user=request.user)
-    if services.consent_role(member.directory_roles) is None:
-        return refused(request, vendor=member.tenant.vendor, reason="not_consent_admin")
-    # A fresh sign-in gives the tokens that the consent callback confirms the scopes with.
-    return start(request, vendor=member.tenant.vendor, purpose="onboard")
-
-
 @require_http_methods(["GET", "POST"])
 def disconnect(request: HttpRequest) -> HttpResponse:
     member = selectors.access_admin_tenant(user=request.user)
@@ -145,11 +66,29 @@ def disconnect(request: HttpRequest) -> HttpResponse:
             messages.error(request, "Type your organization's domain exactly to confirm.")
             return render(request, "tenants/disconnect.html", {"tenant": tenant}, status=400)
         vendor = tenant.vendor
-        services.tenant_disconnect(tenant=tenant, by=member)
+        removed = services.tenant_disconnect(tenant=tenant, by=member)
         logout(request)
-        messages.success(request, f"Your organization is disconnected from {vendor.name}; its data was removed.")
+        messages.success(request, f"Your organization is disconnected from {vendor.name}. {_removed_text(removed)}")
         return redirect("vendor_page", vendor.slug)
     return render(request, "tenants/disconnect.html", {"tenant": tenant})
+
+
+def _removed_text(removed: dict[str, int]) -> str:
+    """What disconnecting removed, as the admin reads it."""
+    people, chats, messages_ = (removed.get(name, 0) for name in ("people", "chats", "messages"))
+    text = (
+        f"Removed from the portal: {_count(people, 'person', 'people')}, {_count(chats, 'chat', 'chats')}, "
+        f"{_count(messages_, 'message', 'messages')}."
+    )
+    subscriptions = removed.get("graph_subscriptions", 0)
+    if subscriptions:
+        verb = "is" if subscriptions == 1 else "are"
+        text += f" {_count(subscriptions, 'Teams change subscription', 'Teams change subscriptions')} {verb} being deleted in Microsoft Graph."
+    return text
+
+
+def _count(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
 
 
 @require_GET

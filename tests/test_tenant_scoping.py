@@ -11,8 +11,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ["chat", "identity", "tenants", "integrations", "portal"]
-TENANT_OWNED = {"Chat", "ChatMember", "Message", "ChatSyncState", "GraphSubscription"}
+APPS = ["chat", "identity", "tenants", "integrations", "portal", "core"]
+TENANT_OWNED = {"Chat", "ChatMember", "Message", "ChatSyncState", "GraphSubscription", "SubscriptionRemoval"}
 QUERIES = {"filter", "get", "exclude", "get_or_create", "update_or_create", "first"}
 LIMITS = ("tenant", "pk", "id", "member", "owner")
 

@@ -71,6 +71,7 @@ function localTimes(root) {
 }
 
 async function refreshList() {
+  // The open thread, when visible, is drawn read (its POST to readUrl records it).
   const seen = config.chat && document.visibilityState === "visible" ? "1" : "";
   const params = new URLSearchParams({ current: config.chat || "", seen });
   const { ok, data } = await api(`${config.listUrl}?${params}`);
@@ -149,6 +150,12 @@ document.getElementById("sync-now").addEventListener("click", async () => {
 });
 
 showSync(config.sync);
+// Opening the chats asks for a sync when none ran lately (a GET changes nothing: this POST does).
+if (config.syncStale) {
+  api(config.syncUrl, { method: "POST" }).then(({ ok, data }) => {
+    if (ok) showSync({ ...data.sync, status: data.queued ? "running" : data.sync.status });
+  });
+}
 
 // the thread ------------------------------------------------------------------------------
 const thread = config.chat ? setUpThread() : null;
@@ -292,6 +299,8 @@ function setUpThread() {
   add(config.messages);
   empty.hidden = config.messages.length > 0;
   toBottom();
+  // The page was drawn with this chat read; this records it (a GET changes nothing).
+  if (document.visibilityState === "visible") api(config.readUrl, { method: "POST" });
   return { add, catchUp, markReadSoon, list, empty, toBottom };
 }
 

@@ -14,7 +14,8 @@ from tenants.models import TenantUser
 from tests.devcloud_server import FABRIKAM, USERS, DevCloud
 from tests.portal_flow import Person, load_vendors
 
-pytestmark = pytest.mark.django_db
+# The sync's writes have a PostgreSQL branch and a generic one (SQLite, in development): both run.
+pytestmark = [pytest.mark.django_db, pytest.mark.both_databases]
 BOB = USERS["bob"][1]
 
 
@@ -177,7 +178,7 @@ def test_every_member_of_a_chat_of_more_than_25_is_mirrored(bob: TenantUser, dev
 def test_a_notified_chat_is_synced_while_the_members_own_sync_runs(
     bob: TenantUser, devcloud_settings: DevCloud
 ) -> None:
-    from portal import coordination
+    from core import coordination
 
     chat_sync_member(member=bob)
     chat = Chat.objects.filter(tenant=bob.tenant, topic="Q3 launch").get()

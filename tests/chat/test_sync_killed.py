@@ -15,7 +15,7 @@ from django.db import connection
 
 from chat.models import Message
 from chat.sync import chat_sync_member
-from portal import coordination
+from core import coordination
 from tenants.models import TenantUser
 from tests.chat.test_sync import BOB, expected, graph_truth, mirror
 from tests.devcloud_server import FABRIKAM, USERS, DevCloud
@@ -31,6 +31,7 @@ chat_sync_member(member=TenantUser.objects.select_related("tenant__vendor").get(
 """
 
 
+@pytest.mark.both_databases
 @pytest.mark.django_db(transaction=True)
 def test_a_sync_killed_half_way_and_run_again_mirrors_graph(devcloud_settings: DevCloud, settings: Any) -> None:
     load_vendors(devcloud_settings)
@@ -80,4 +81,6 @@ def test_a_sync_killed_half_way_and_run_again_mirrors_graph(devcloud_settings: D
 
 def _database_url() -> str:
     db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
     return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"

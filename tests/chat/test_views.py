@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
 import uuid
@@ -13,7 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from chat import render, selectors, services
-from chat.models import Chat, ChatMember, Message
+from chat.models import Chat, ChatMember, ChatSyncState, Message
 from chat.sync import chat_sync_member
 from tenants.models import TenantUser
 from tests.devcloud_server import USERS, DevCloud
@@ -210,16 +211,33 @@ def test_someone_signed_out_is_sent_to_sign_in_and_the_api_says_401(people: dict
     assert anonymous.get(f"/api/chats/{a_chat().pk}/messages/").status_code == 401
 
 
-def test_opening_a_thread_marks_it_read(people: dict[str, Person], devcloud_settings: DevCloud) -> None:
+def test_opening_a_thread_shows_it_read_and_the_pages_post_records_it(
+    people: dict[str, Person], devcloud_settings: DevCloud
+) -> None:
     chat = a_chat()
     bob = member(BOB)
-    entry = next(e for e in selectors.member_chats(member=bob)[0] if e.chat.pk == chat.pk)
-    assert entry.unread
+
+    def unread() -> bool:
+        return next(e for e in selectors.member_chats(member=bob)[0] if e.chat.pk == chat.pk).unread
+
+    assert unread()
     page = people["bob"].client.get(f"/chats/{chat.pk}/")
-    entry = next(e for e in selectors.member_chats(member=bob)[0] if e.chat.pk == chat.pk)
-    assert not entry.unread
-    # The page's own list already shows it read.
+    # The page's own list shows it read; a GET changes nothing.
     assert not next(e for e in page.context["entries"] if e.chat.pk == chat.pk).unread
+    assert unread()
+    assert people["bob"].client.get("/api/chats/", {"current": chat.pk, "seen": "1"}).status_code == 200
+    assert unread()
+    assert people["bob"].client.post(page.context["chat_config"]["readUrl"]).status_code == 200
+    assert not unread()
+
+
+def test_the_page_asks_for_a_sync_only_when_the_last_one_is_old(people: dict[str, Person]) -> None:
+    state = ChatSyncState.objects.get(member=member(BOB))
+    assert people["bob"].client.get("/chats/").context["chat_config"]["syncStale"] is False
+    ChatSyncState.objects.filter(pk=state.pk, tenant=state.tenant).update(
+        finished_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    )
+    assert people["bob"].client.get("/chats/").context["chat_config"]["syncStale"] is True
 
 
 def test_changes_since_a_time_catch_a_page_up(people: dict[str, Person], devcloud_settings: DevCloud) -> None:

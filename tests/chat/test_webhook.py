@@ -12,7 +12,7 @@ from django.test import Client, TestCase
 
 from chat import subscriptions
 from chat.models import Chat, GraphSubscription
-from portal import coordination
+from core import coordination
 from tenants.models import TenantUser
 from tests.chat import test_sync
 from tests.devcloud_server import FABRIKAM, NORTHWIND, USERS, DevCloud

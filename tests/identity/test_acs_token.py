@@ -15,7 +15,8 @@ from django.core.cache import cache
 from django.db import connections
 from django.test import Client
 
-from identity import crypto, services
+from core import crypto
+from identity import services
 from identity.models import EntraTokenCache
 from tenants.models import AuditEvent, ConsentRecord, CustomerTenant, TenantUser
 from tenants.tasks import confirm_tenant_consent
@@ -332,4 +333,23 @@ def test_an_exchange_that_ends_after_the_tenant_was_deactivated_leaves_nothing_c
     bobs = member("bob")
     CustomerTenant.objects.filter(tid=FABRIKAM).update(status=CustomerTenant.Status.CONSENT_REVOKED)
     services._exchange(bobs)  # the exchange had loaded the member while the tenant was active
-    assert services.cached_acs_token(user_id=bobs.user_id) is None
+    CustomerTenant.objects.filter(tid=FABRIKAM).update(status=CustomerTenant.Status.ACTIVE)
+    assert services.cached_acs_token(member=member("bob")) is None
+
+
+def test_a_token_cached_before_a_bulk_status_change_is_never_served_again(bob: Person) -> None:
+    assert bob.client.post(TOKEN_URL).status_code == 200
+    exchanges = CustomerTenant.objects.get(tid=FABRIKAM).acs_exchanges
+    # Bulk updates, as an operator's script would: no model code runs.
+    CustomerTenant.objects.filter(tid=FABRIKAM).update(status=CustomerTenant.Status.DISCONNECTED)
+    assert bob.client.post(TOKEN_URL).status_code == 403
+    CustomerTenant.objects.filter(tid=FABRIKAM).update(status=CustomerTenant.Status.ACTIVE)
+    assert bob.client.post(TOKEN_URL).status_code == 200
+    # The token cached before was out of reach: a new one was exchanged.
+    assert CustomerTenant.objects.get(tid=FABRIKAM).acs_exchanges == exchanges + 1
+
+
+def test_the_warm_path_makes_no_query_beyond_the_sessions_user(bob: Person, django_assert_num_queries: Any) -> None:
+    assert bob.client.post(TOKEN_URL).status_code == 200
+    with django_assert_num_queries(2):  # the session, and the user with his membership and tenant
+        assert bob.client.post(TOKEN_URL).status_code == 200

@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, get_resolver
 
-from identity.id_tokens import IdTokenClaims
+from integrations.entra import IdTokenClaims
 from tenants import services
 from tenants.models import AuditEvent, ConsentRecord, CustomerTenant, TenantUser, Vendor
 from tests.devcloud_server import FABRIKAM, NORTHWIND, USERS, DevCloud
@@ -133,14 +133,19 @@ PUBLIC = {"home", "vendor_page", "sign_in", "connect", "auth_callback", "onboard
 PUBLIC |= {"graph_notifications", "graph_lifecycle"}
 
 
+# A member's own pages, refused to others in tests/identity.
+MEMBER_PAGES = {"call", "call_people", "acs_token"}
+
+
 def protected_urls() -> list[tuple[str, str]]:
     patterns = [p for p in get_resolver().url_patterns if isinstance(p, URLPattern)]
+    from identity import urls as identity_urls
     from tenants import urls as tenant_urls
 
-    patterns += [p for p in tenant_urls.urlpatterns if isinstance(p, URLPattern)]
+    patterns += [p for m in (tenant_urls, identity_urls) for p in m.urlpatterns if isinstance(p, URLPattern)]
     urls = []
     for pattern in patterns:
-        if not pattern.name or pattern.name in PUBLIC or pattern.name == "healthz":
+        if not pattern.name or pattern.name in PUBLIC | MEMBER_PAGES or pattern.name == "healthz":
             continue
         route = str(pattern.pattern).replace("<slug:slug>", "contoso")
         urls.append((pattern.name, "/" + route))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from portal import coordination
+from core import coordination
 
 
 def test_the_bucket_gives_its_capacity_then_says_how_long_to_wait() -> None:

@@ -78,8 +78,18 @@ def unseal(sealed: str, *, context: str) -> str:
         raise DecryptionError("the value does not decrypt in this context") from exc
 
 
+def current_prefix() -> str:
+    """How every value sealed with the newest key begins."""
+    return f"{VERSION}.{keys()[0].id}."
+
+
 def needs_rotation(sealed: str) -> bool:
-    return sealed.split(".", 2)[1:2] != [keys()[0].id]
+    return not sealed.startswith(current_prefix())
+
+
+def reseal(sealed: str, *, context: str) -> str:
+    """The same plaintext, sealed with the newest key (DecryptionError if no listed key opens it)."""
+    return seal(unseal(sealed, context=context), context=context)
 
 
 def new_key() -> str:

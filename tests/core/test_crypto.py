@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 from django.test import override_settings
 
-from identity import crypto
+from core import crypto
 from tenants.models import Vendor
 from tenants.services import vendor_save, vendor_secrets
 
@@ -55,6 +55,6 @@ def test_vendor_secrets_are_encrypted_at_rest_and_re_encrypted_by_the_command() 
     with override_settings(ENCRYPTION_KEYS=[NEW, OLD]):
         out = io.StringIO()
         call_command("rotate_encryption", stdout=out)
-        assert "1 vendor" in out.getvalue()
+        assert "vendor client secrets: 1 re-sealed" in out.getvalue()
     with override_settings(ENCRYPTION_KEYS=[NEW]):
         assert vendor_secrets(Vendor.objects.get(slug="v")).client_secret == "s3cret-value"

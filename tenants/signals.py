@@ -1,0 +1,13 @@
+"""What tenants tells the apps above it. Each signal has one receiver, connected in its app's
+AppConfig.ready (chat), and a test checks that there is exactly one."""
+
+from django.dispatch import Signal
+
+# An admin's consent was confirmed and recorded: the tenant is active. Sent with `tenant` and
+# `admin` (the TenantUser who consented), inside the transaction that activated it.
+tenant_activated = Signal()
+
+# The tenant is being disconnected: sent with `tenant` inside the transaction, before its users
+# are removed. The receiver removes what it keeps of the tenant and returns what it removed, as
+# {label: count} (labels as the disconnect page shows them).
+tenant_disconnected = Signal()
