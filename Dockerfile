@@ -1,4 +1,5 @@
-# One image for the portal's processes (web, worker, beat) and devcloud.
+# One image for the portal's processes (web, worker, beat) and devcloud: each container runs
+# lines of the Procfile, e.g. `honcho start --env /dev/null web worker beat`.
 
 # The calling page's JavaScript, bundled from the npm packages into static/dist/.
 FROM node:20-slim AS assets

@@ -1,29 +1,139 @@
-"""`make run`: devcloud, the web server (and its HTTPS twin for Graph's webhooks), a Celery worker and
-beat, stopped together by Ctrl-C."""
+"""`make run`: the Procfile's processes (devcloud, the web server and its HTTPS twin for Graph's
+webhooks, a Celery worker and beat) under honcho, stopped together by Ctrl-C.
+
+`--procfile FILE` runs every entry of FILE with the current environment, and nothing else."""
 
 from __future__ import annotations
 
+import argparse
 import base64
+import contextlib
+import ctypes
+import multiprocessing
 import os
 import secrets
 import signal
-import ssl
 import subprocess
 import sys
-import threading
-import time
-import urllib.request
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import honcho.manager  # type: ignore[import-untyped]
+from honcho.environ import parse_procfile  # type: ignore[import-untyped]
+from honcho.manager import Manager  # type: ignore[import-untyped]
+from honcho.process import Popen, Process  # type: ignore[import-untyped]
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 VAR = ROOT / "var"
+PROCFILE = ROOT / "Procfile"
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+LIBC = ctypes.CDLL(None, use_errno=True)
+# What a runner gets when the supervisor dies: a signal that nobody else sends it (it ignores
+# SIGINT and SIGTERM, which reach the whole process group on Ctrl-C or `kill -TERM -PGID`).
+ORPHANED = signal.SIGUSR1
 
 
 def fail(message: str) -> None:
     print(f"\n{message}\n", file=sys.stderr)
     sys.exit(1)
+
+
+# --- Processes that die with their parent ---
+
+
+def die_with_parent(sig: signal.Signals, parent: int) -> None:
+    """Have Linux send `sig` to this process when `parent` dies, even of SIGKILL."""
+    if sys.platform != "linux":
+        return
+    if LIBC.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    # If the parent died before prctl, nobody will ever send the signal.
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+class BoundProcess(Process):  # type: ignore[misc]
+    """A honcho process that does not outlive the supervisor.
+
+    honcho runs each command from a forked runner, the command in a session of its own: both would
+    survive a supervisor killed by SIGKILL. Here Linux tells the runner when the supervisor dies,
+    and the runner stops the command's whole process group, as the supervisor would have; should the
+    runner itself be killed first, the command still gets SIGTERM."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._supervisor = os.getpid()
+
+    def run(self, events: Any = None, ignore_signals: bool = False) -> None:
+        signal.signal(ORPHANED, self._stop_command)
+        die_with_parent(ORPHANED, self._supervisor)
+        # Set between fork and exec: it survives the exec of `sh -c`, and that of the command when the
+        # shell execs it (the Procfile's `exec`), but not a fork.
+        keep_runner = partial(die_with_parent, signal.SIGTERM, os.getpid())
+        self._child_ctor = partial(Popen, preexec_fn=keep_runner)
+        super().run(events, ignore_signals)
+
+    def _stop_command(self, signum: int, frame: FrameType | None) -> None:
+        if self._child is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._child.pid, signal.SIGTERM)
+        # Nobody reads our output any more: leave at once.
+        os._exit(1)
+
+
+# Seconds between SIGTERM and SIGKILL when stopping: a Celery worker's warm shutdown finishes its
+# tasks (those cut short are delivered again: acks_late).
+honcho.manager.KILL_WAIT = 10
+
+
+class Supervisor(Manager):  # type: ignore[misc]
+    """honcho's Manager (2.0.0) with bound processes, which also stops processes that are still
+    starting, and remembers what stopped by itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._process_ctor = BoundProcess
+        self._stopping = False
+        self.stopped_by_itself: list[str] = []
+
+    def terminate(self) -> None:
+        # Called on SIGINT/SIGTERM, or when a first process stops: what has stopped by then did so by itself.
+        if not self._stopping:
+            self._stopping = True
+            self.stopped_by_itself = [name for name, proc in self._processes.items() if "returncode" in proc]
+        # A process still starting has no pid to signal yet: once all have one, the loop calls
+        # terminate() again, since _any_stopped() is then true.
+        if self._all_started():
+            super().terminate()
+
+    def _any_stopped(self) -> bool:
+        return self._stopping or super()._any_stopped()
+
+
+def read_procfile(path: Path) -> dict[str, str]:
+    return dict(parse_procfile(path.read_text()).processes)
+
+
+def supervise(processes: dict[str, str], env: dict[str, str]) -> int:
+    """Run the processes until Ctrl-C, SIGTERM or one of them stops; then stop them all."""
+    # The Procfile's `python` is the one running this script; output appears line by line.
+    env = {**env, "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}", "PYTHONUNBUFFERED": "1"}
+    manager = Supervisor()
+    for name, command in processes.items():
+        manager.add_process(name, command, env=env, cwd=str(ROOT))
+    manager.loop()
+    if manager.stopped_by_itself:
+        print(f"\n{', '.join(manager.stopped_by_itself)} stopped by itself, so everything stopped.\n", file=sys.stderr)
+        return 1
+    print("Everything stopped.", flush=True)
+    return 0
+
+
+# --- Development: devcloud, demo data, local secrets ---
 
 
 def check_redis(url: str) -> None:
@@ -50,122 +160,99 @@ def secret_file(name: str, make: Callable[[], str]) -> Path:
     return path
 
 
+def new_encryption_key() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+
+
 def environment(port: int, devcloud_port: int, webhook_port: int | None) -> dict[str, str]:
     devcloud = f"https://127.0.0.1:{devcloud_port}"
     env = dict(os.environ)
+    env.update(PORT=str(port), DEVCLOUD_PORT=str(devcloud_port))
     if webhook_port is not None:
         # Graph notifies https URLs only: the "webhook" process serves the portal over HTTPS.
+        env["WEBHOOK_PORT"] = str(webhook_port)
         env["GRAPH_NOTIFICATION_URL"] = f"https://127.0.0.1:{webhook_port}"
     env.setdefault("DEBUG", "true")
     if "SECRET_KEY" not in env:
         env.setdefault("SECRET_KEY_FILE", str(secret_file("secret_key", lambda: secrets.token_urlsafe(50))))
     if "ENCRYPTION_KEYS" not in env:
-        new_key = lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")  # noqa: E731
-        env.setdefault("ENCRYPTION_KEYS_FILE", str(secret_file("encryption_key", new_key)))
+        env.setdefault("ENCRYPTION_KEYS_FILE", str(secret_file("encryption_key", new_encryption_key)))
     env.setdefault("ENTRA_LOGIN_URL", devcloud)
     env.setdefault("GRAPH_URL", devcloud)
     env.setdefault("MICROSOFT_CA_BUNDLE", str(VAR / "devcloud" / "ca-bundle.pem"))
     env.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
-    env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
-def wait_for_devcloud(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    ca = VAR / "devcloud" / "ca.pem"
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            fail("devcloud stopped while starting; see its output above.")
-        if ca.exists():
-            try:
-                context = ssl.create_default_context(cafile=str(ca))
-                urllib.request.urlopen(f"https://127.0.0.1:{port}/_devcloud/health", context=context, timeout=2)
-                return
-            except OSError:
-                pass
-        time.sleep(0.2)
-    fail(f"devcloud did not answer on port {port} within {timeout:.0f} s.")
+def ensure_devcloud_certificates() -> None:
+    """devcloud writes its CA and certificate when it first starts; the webhook serves that certificate
+    and the portal trusts that CA, so they must exist before anything starts."""
+    sys.path.insert(0, str(ROOT))
+    from devcloud.pki import ensure_pki
+
+    ensure_pki(VAR / "devcloud")
 
 
-def pipe(name: str, proc: subprocess.Popen[bytes]) -> None:
-    assert proc.stdout is not None
-    for line in iter(proc.stdout.readline, b""):
-        sys.stdout.write(f"{name:>8} | {line.decode(errors='replace')}")
-        sys.stdout.flush()
+def bootstrap(env: dict[str, str], port: int) -> None:
+    command = [sys.executable, "manage.py", "bootstrap", "--demo", "--site-domain", f"127.0.0.1:{port}"]
+    if subprocess.run(command, cwd=ROOT, env=env, check=False).returncode != 0:
+        fail("bootstrap failed; see its output above.")
 
 
-def start(name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+def development_processes(with_webhook: bool) -> dict[str, str]:
+    """Every line of the Procfile; the webhook only when devcloud is to notify this machine."""
+    processes = read_procfile(PROCFILE)
+    if not with_webhook:
+        del processes["webhook"]
+    return processes
+
+
+def banner(env: dict[str, str]) -> str:
+    port, devcloud_port = env["PORT"], env["DEVCLOUD_PORT"]
+    return (
+        # localhost, not 127.0.0.1: the ACS Calling SDK wants a secure context (https or localhost).
+        f"\n  Portal:   http://localhost:{port}/\n"
+        f"  Health:   http://127.0.0.1:{port}/healthz\n"
+        f"  devcloud: https://127.0.0.1:{devcloud_port}/_devcloud/directory\n"
+        f"  Graph notifies: {env['GRAPH_NOTIFICATION_URL']}/graph/notifications/\n"
+        "  Ctrl-C stops everything.\n"
     )
-    threading.Thread(target=pipe, args=(name, proc), daemon=True).start()
-    return proc
 
 
-def manage(env: dict[str, str], *args: str) -> None:
-    subprocess.run([str(VENV_BIN / "python"), "manage.py", *args], cwd=ROOT, env=env, check=True)
+def interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
-def main() -> None:
+def develop() -> int:
     port = int(os.environ.get("PORT", "8000"))
     devcloud_port = int(os.environ.get("DEVCLOUD_PORT", "8443"))
     # Without a public URL of the user's own, devcloud notifies a local HTTPS server.
     webhook_port = None if os.environ.get("GRAPH_NOTIFICATION_URL") else int(os.environ.get("WEBHOOK_PORT", "8444"))
     env = environment(port, devcloud_port, webhook_port)
     check_redis(env.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    python = str(VENV_BIN / "python")
-    procs: dict[str, subprocess.Popen[bytes]] = {}
+    processes = development_processes(with_webhook=webhook_port is not None)
+    ensure_devcloud_certificates()
+    bootstrap(env, port)
+    print(banner(env), flush=True)
+    return supervise(processes, env)
 
-    def stop(*_: object) -> None:
-        for proc in procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for proc in procs.values():
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
 
-    # Explicit, so that Ctrl-C works even when the parent started us with SIGINT ignored.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--procfile", type=Path, help="run every entry of this Procfile, without devcloud or bootstrap")
+    args = parser.parse_args(argv)
+    # Runners must be forked children of the supervisor for PR_SET_PDEATHSIG (Python 3.14 would use forkserver).
+    multiprocessing.set_start_method("fork")
+    if args.procfile:
+        sys.exit(supervise(read_procfile(args.procfile), dict(os.environ)))
+    # Until the processes start (honcho has handlers of its own), Ctrl-C and SIGTERM stop the
+    # preparation; explicit, so that they work even when our parent ignores SIGINT.
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
-        procs["devcloud"] = start(
-            "devcloud",
-            [python, "-m", "devcloud", "--port", str(devcloud_port), "--state-dir", str(VAR / "devcloud")],
-            env,
-        )
-        wait_for_devcloud(devcloud_port, procs["devcloud"])
-        manage(env, "bootstrap", "--demo", "--site-domain", f"127.0.0.1:{port}")
-        # No access log: callback URLs carry OAuth authorization codes in their query.
-        uvicorn = [python, "-m", "uvicorn", "portal.asgi:application", "--host", "127.0.0.1", "--no-access-log"]
-        procs["web"] = start("web", [*uvicorn, "--port", str(port)], env)
-        if webhook_port is not None:
-            tls = ["--ssl-certfile", str(VAR / "devcloud" / "server.pem")]
-            tls += ["--ssl-keyfile", str(VAR / "devcloud" / "server-key.pem")]
-            procs["webhook"] = start("webhook", [*uvicorn, "--port", str(webhook_port), *tls], env)
-        procs["worker"] = start(
-            "worker", [python, "-m", "celery", "-A", "portal", "worker", "-l", "info", "--concurrency", "2"], env
-        )
-        procs["beat"] = start("beat", [python, "-m", "celery", "-A", "portal", "beat", "-l", "info"], env)
-        print(
-            # localhost, not 127.0.0.1: the ACS Calling SDK wants a secure context (https or localhost).
-            f"\n  Portal:   http://localhost:{port}/\n"
-            f"  Health:   http://127.0.0.1:{port}/healthz\n"
-            f"  devcloud: https://127.0.0.1:{devcloud_port}/_devcloud/directory\n"
-            f"  Graph notifies: {env['GRAPH_NOTIFICATION_URL']}/graph/notifications/\n"
-            "  Ctrl-C stops everything.\n",
-            flush=True,
-        )
-        while all(proc.poll() is None for proc in procs.values()):
-            time.sleep(0.5)
-        stopped = [name for name, proc in procs.items() if proc.poll() is not None]
-        fail(f"{', '.join(stopped)} stopped; stopping the rest.")
+        sys.exit(develop())
     except KeyboardInterrupt:
-        print("\nStopping…", flush=True)
-    finally:
-        stop()
+        print("\nStopped.", file=sys.stderr)
 
 
 if __name__ == "__main__":
