@@ -157,7 +157,10 @@ class SubscriptionRemoval(models.Model):
     graph_ids = models.JSONField(default=list)
     sealed_cache = models.TextField()
     attempts = models.PositiveIntegerField(default=0)
+    # What came of the subscriptions tried so far: deleted, gone already (404), refused for good.
     deleted = models.PositiveIntegerField(default=0)
+    gone = models.PositiveIntegerField(default=0)
+    refused = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -9,6 +9,7 @@ from django.db import transaction
 
 from chat import removal, tasks
 from tenants.models import CustomerTenant, TenantUser
+from tenants.signals import Removed
 
 
 def member_signed_in(sender: Any, *, member: TenantUser, **kwargs: Any) -> None:
@@ -21,7 +22,7 @@ def tenant_activated(sender: Any, *, tenant: CustomerTenant, admin: TenantUser, 
     transaction.on_commit(partial(tasks.sync_member_chats.delay, admin.pk))
 
 
-def tenant_disconnected(sender: Any, *, tenant: CustomerTenant, **kwargs: Any) -> dict[str, int]:
+def tenant_disconnected(sender: Any, *, tenant: CustomerTenant, **kwargs: Any) -> list[Removed]:
     """The tenant's mirror goes now; its Graph subscriptions are deleted by a worker."""
     removed, removal_ids = removal.mirror_remove(tenant=tenant)
     for removal_id in removal_ids:

@@ -83,6 +83,11 @@ def _failure(exc: graph.GraphError) -> ActionFailed:
     return ActionFailed(400, "refused", f"Teams refused it: {exc.message or exc.code}")
 
 
+def _not_connected() -> ActionFailed:
+    # Disconnected while Teams did it: it is in Teams, and the portal keeps nothing of it.
+    return ActionFailed(403, "tenant_not_active", "Your organization is no longer connected to the portal.")
+
+
 def _send_slot(member: TenantUser, chat: Chat) -> None:
     """Wait for our turn under Graph's chat-message limits (shared with the sync), or say how long."""
     try:
@@ -138,7 +143,10 @@ def _send(member: TenantUser, chat: Chat, text: str) -> Message:
             if exc.status != 429 or not short or attempt:
                 raise
             time.sleep(exc.retry_after or 0)
-    services.messages_upsert(chat=chat, items=[item])
+    try:
+        services.messages_upsert(chat=chat, items=[item])
+    except services.TenantGone:
+        raise _not_connected() from None
     message = Message.objects.get(tenant_id=chat.tenant_id, chat=chat, graph_id=item["id"])
     live.publish_messages(chat, [message])
     return message
@@ -153,6 +161,9 @@ def chat_create(*, member: TenantUser, oids: list[str], topic: str = "") -> Chat
         return {**created, "members": members.get("value", [])}
 
     item = _as_user(member, create)
-    chat = services.chats_upsert(member=member, items=[item], complete=False)[item["id"]]
+    try:
+        chat = services.chats_upsert(member=member, items=[item], complete=False)[item["id"]]
+    except services.TenantGone:
+        raise _not_connected() from None
     live.publish_chats([chat])
     return chat

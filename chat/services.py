@@ -1,4 +1,9 @@
-"""Writes to the mirror: chats with their members, and messages in bulk (newer wins)."""
+"""Writes to the mirror: chats with their members, and messages in bulk (newer wins).
+
+Every write holds its tenant active for its transaction (`tenant_hold`): a disconnection, which
+locks the tenant row before it removes the mirror, waits for writes under way, and writes that
+come after it find the tenant gone. So no mirror row outlives a disconnection.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ from django.db import connection, transaction
 
 from chat.models import Chat, ChatMember, Message
 from tenants.models import CustomerTenant, TenantUser
+
+ACTIVE = CustomerTenant.Status.ACTIVE
 
 MESSAGE_COLUMNS = (
     "tenant_id",
@@ -46,12 +53,35 @@ def graph_time(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+class TenantGone(Exception):
+    """The tenant is no longer active (disconnected, say): nothing more of it is written."""
+
+
+def _hold_sql(vendor: str, *, tenant: str = "%s", status: str = "%s") -> str:
+    # FOR KEY SHARE: writers of one tenant do not wait for each other, only for (and against) the
+    # disconnection's FOR UPDATE. SQLite has one writer at a time anyway.
+    lock = " FOR KEY SHARE" if vendor == "postgresql" else ""
+    return f"SELECT 1 FROM {CustomerTenant._meta.db_table} WHERE id = {tenant} AND status = {status}{lock}"  # noqa: S608
+
+
+def tenant_hold(*, tenant_id: int) -> None:
+    """In the caller's transaction: the tenant is active and stays so until it ends; else TenantGone."""
+    if not connection.in_atomic_block:
+        raise RuntimeError("tenant_hold() holds the tenant for a transaction: call it inside one")
+    with connection.cursor() as cursor:
+        cursor.execute(_hold_sql(connection.vendor), [tenant_id, ACTIVE])
+        if cursor.fetchone() is None:
+            raise TenantGone(tenant_id)
+
+
+@transaction.atomic
 def chats_upsert(*, member: TenantUser, items: list[dict[str, Any]], complete: bool = True) -> dict[str, Chat]:
     """The member's chats as Graph listed them (with members), by Graph id; memberships follow.
 
     `complete`: `items` are all his chats, so he has left any other (a new chat is not complete).
     """
     tenant = member.tenant
+    tenant_hold(tenant_id=tenant.pk)
     rows = [_chat_row(tenant, item) for item in items]
     # The newest message time only moves forward: a listing without a preview (a new chat) or
     # one older than a notification's message leaves it.
@@ -172,6 +202,8 @@ def _page_upsert_sql() -> str:
     One array parameter per column (not one parameter per value): the text is the same whatever
     the page size, so it is short to send and to parse. The chat row is updated only when its
     last message time or its watermark moves, once (a statement may not update a row twice).
+    Nothing is written unless the tenant is active, held so (`tenant_hold`) for the statement;
+    it answers whether it was.
     """
     table, chats = Message._meta.db_table, Chat._meta.db_table
     arrays = ", ".join(f"%({c})s::{'timestamptz' if c in TIME_COLUMNS else 'text'}[]" for c in PAGE_COLUMNS)
@@ -180,17 +212,22 @@ def _page_upsert_sql() -> str:
     moves_mark = (
         f"(%(watermark)s::timestamptz IS NOT NULL AND ({chats}.watermark IS NULL OR {chats}.watermark < %(watermark)s))"
     )
+    live = _hold_sql("postgresql", tenant="%(tenant)s", status="%(active)s")
     # The tables and columns are constants; every value is a parameter.
     return (
-        f"WITH page AS (INSERT INTO {table} ({', '.join(MESSAGE_COLUMNS)}, {STAMP}) "  # noqa: S608
+        f"WITH live AS ({live}), "  # noqa: S608
+        f"page AS (INSERT INTO {table} ({', '.join(MESSAGE_COLUMNS)}, {STAMP}) "
         f"SELECT %(tenant)s, %(chat)s, {selected}, clock_timestamp() "
         f"FROM unnest({arrays}) AS page({', '.join(PAGE_COLUMNS)}) "
-        f"{_on_conflict(table)}) "
-        f"UPDATE {chats} SET "
+        "WHERE EXISTS (SELECT 1 FROM live) "
+        f"{_on_conflict(table)}), "
+        f"moved AS (UPDATE {chats} SET "
         f"last_message_at = CASE WHEN {moves_last} THEN %(newest)s ELSE {chats}.last_message_at END, "
         f"watermark = CASE WHEN {moves_mark} THEN %(watermark)s ELSE {chats}.watermark END, "
         f"synced_at = CASE WHEN {moves_mark} THEN %(now)s ELSE {chats}.synced_at END "
-        f"WHERE {chats}.id = %(chat)s AND {chats}.tenant_id = %(tenant)s AND ({moves_last} OR {moves_mark})"
+        f"WHERE {chats}.id = %(chat)s AND {chats}.tenant_id = %(tenant)s AND ({moves_last} OR {moves_mark}) "
+        "AND EXISTS (SELECT 1 FROM live)) "
+        "SELECT EXISTS (SELECT 1 FROM live)"
     )
 
 
@@ -199,6 +236,7 @@ def _page_upsert(chat: Chat, values: list[tuple[Any, ...]], watermark: dt.dateti
     params: dict[str, Any] = {name: list(column) for name, column in zip(PAGE_COLUMNS, columns, strict=True)}
     params.update(
         tenant=chat.tenant_id,
+        active=ACTIVE,
         chat=chat.pk,
         newest=max(params["created_at"]),
         watermark=watermark,
@@ -206,6 +244,9 @@ def _page_upsert(chat: Chat, values: list[tuple[Any, ...]], watermark: dt.dateti
     )
     with connection.cursor() as cursor:
         cursor.execute(_page_upsert_sql(), params)
+        live = cursor.fetchone()
+    if not (live and live[0]):
+        raise TenantGone(chat.tenant_id)
 
 
 def _last_message_advance(chat: Chat, newest: dt.datetime) -> None:
@@ -222,13 +263,15 @@ def _watermark_advance(chat: Chat, watermark: dt.datetime) -> None:
 
 
 def messages_upsert(*, chat: Chat, items: Iterable[dict[str, Any]], watermark: dt.datetime | None = None) -> int:
-    """Upsert one page of Graph messages; with `watermark`, advance the chat's in the same transaction."""
+    """Upsert one page of Graph messages; with `watermark`, advance the chat's in the same transaction.
+    TenantGone once the tenant is no longer active."""
     values = [_message_values(chat, item) for item in items]
     if values and connection.vendor == "postgresql":
         # One statement: its own transaction, or part of the caller's.
         _page_upsert(chat, values, watermark)
         return len(values)
     with transaction.atomic():
+        tenant_hold(tenant_id=chat.tenant_id)
         if values:
             with connection.cursor() as cursor:
                 cursor.execute(_upsert_sql(len(values)), [v for row in values for v in row])

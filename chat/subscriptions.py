@@ -28,9 +28,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q, QuerySet
 from django.urls import reverse
 
-from chat import live, services
+from chat import services
 from chat.models import Chat, ChatMember, ChatSyncState, GraphSubscription
-from chat.sync import SyncStopped, member_token
+from chat.sync import SyncStopped, member_token, sync_stop
 from core import coordination
 from integrations import graph
 from tenants.models import CustomerTenant, TenantUser
@@ -84,14 +84,6 @@ def _notified_key(subscription: GraphSubscription) -> str:
 
 def _inherited_key(subscription: GraphSubscription) -> str:
     return f"graph-subscription-inherited:{subscription.pk}"
-
-
-def sync_stop(*, member: TenantUser, reason: str) -> None:
-    """The member's sync cannot go on (consent revoked, sign in again): say why, as the sync does."""
-    state, _ = ChatSyncState.objects.get_or_create(member=member, defaults={"tenant": member.tenant})
-    state.status, state.stopped_reason, state.finished_at = ChatSyncState.Status.STOPPED, reason, _now()
-    state.save(update_fields=["status", "stopped_reason", "finished_at"])
-    live.publish_progress(state)
 
 
 def _token_or_stop(member: TenantUser) -> str | None:
@@ -174,6 +166,7 @@ def _record(member: TenantUser, chat: Chat, secret: str, result: dict[str, Any] 
         return False
     try:
         with transaction.atomic():
+            services.tenant_hold(tenant_id=chat.tenant_id)
             GraphSubscription.objects.create(
                 tenant=member.tenant,
                 chat=chat,
@@ -182,8 +175,9 @@ def _record(member: TenantUser, chat: Chat, secret: str, result: dict[str, Any] 
                 client_state_hash=client_state_hash(secret),
                 expires_at=services.required_time(result["expirationDateTime"]),
             )
-    except IntegrityError:
-        log.warning("chat %s: a second subscription was recorded meanwhile; deleting ours", chat.pk)
+    except (IntegrityError, services.TenantGone) as exc:
+        # Another worker recorded one meanwhile, or the tenant was disconnected: Graph's goes.
+        log.warning("chat %s: subscription not recorded (%s); deleting it", chat.pk, type(exc).__name__)
         graph.run_with_session(token, lambda session: _delete_quietly(session, result["id"]))
         return False
     return True
@@ -281,8 +275,13 @@ def _hand_over(subscriptions: Iterable[GraphSubscription]) -> None:
         if heir is None:
             sub.delete()
             continue
-        sub.owner = heir
-        sub.save(update_fields=["owner"])
+        try:
+            with transaction.atomic():
+                services.tenant_hold(tenant_id=sub.tenant_id)  # the heir stays while this commits
+                sub.owner = heir
+                sub.save(update_fields=["owner"])
+        except services.TenantGone:
+            return  # disconnected: its subscriptions are being deleted
         seconds = int((sub.expires_at - _now()).total_seconds())
         coordination.put(_inherited_key(sub), str(heir.pk), seconds=seconds)
 

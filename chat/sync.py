@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F
 from redis.exceptions import LockError
 from redis.lock import Lock
@@ -119,15 +120,25 @@ def member_token(member: TenantUser) -> str:
     return token.access_token
 
 
-def _state(member: TenantUser) -> ChatSyncState:
-    state, _ = ChatSyncState.objects.get_or_create(member=member, defaults={"tenant": member.tenant})
+def _state(member: TenantUser) -> ChatSyncState | None:
+    """The member's sync state, made at his first sync; None once his tenant is not active."""
+    state = ChatSyncState.objects.filter(tenant=member.tenant, member=member).first()
+    if state is not None:
+        return state
+    try:
+        with transaction.atomic():
+            services.tenant_hold(tenant_id=member.tenant_id)
+            state, _ = ChatSyncState.objects.get_or_create(member=member, defaults={"tenant": member.tenant})
+    except services.TenantGone:
+        return None
     return state
 
 
 def _save(state: ChatSyncState, **values: Any) -> None:
     for name, value in values.items():
         setattr(state, name, value)
-    state.save(update_fields=list(values))
+    # An UPDATE, not save(): a disconnection may have removed the row meanwhile.
+    ChatSyncState.objects.filter(pk=state.pk, tenant_id=state.tenant_id).update(**values)
 
 
 def chat_sync_member(
@@ -142,10 +153,8 @@ def chat_sync_member(
     caller is asked to retry: that sync may have read them before the change.
     """
     state = _state(member)
-    if member.tenant.status != CustomerTenant.Status.ACTIVE:
-        _save(state, status=ChatSyncState.Status.STOPPED, stopped_reason="tenant_not_active")
-        live.publish_progress(state)
-        return state
+    if state is None or member.tenant.status != CustomerTenant.Status.ACTIVE:
+        return _not_active(member, state)
     targets = set(chat_ids or ())
     try:
         lock = _lock_name(member, targets if only else None)
@@ -163,6 +172,26 @@ def chat_sync_member(
             _save(state, status=ChatSyncState.Status.RETRYING, last_error=exc.reason[:500], finished_at=_now())
             live.publish_progress(state)
         raise
+    except (services.TenantGone, ChatSyncState.DoesNotExist):
+        # Disconnected while syncing: the mirror is gone, and nothing of it is written again.
+        log.info("chat sync of member %s ends: the tenant is no longer active", member.pk)
+    return state
+
+
+def sync_stop(*, member: TenantUser, reason: str) -> None:
+    """The member's sync cannot go on (consent revoked, sign in again): say why, as the sync does."""
+    state = _state(member)
+    if state is not None:
+        _save(state, status=ChatSyncState.Status.STOPPED, stopped_reason=reason, finished_at=_now())
+        live.publish_progress(state)
+
+
+def _not_active(member: TenantUser, state: ChatSyncState | None) -> ChatSyncState:
+    stopped = {"status": ChatSyncState.Status.STOPPED, "stopped_reason": "tenant_not_active"}
+    if state is None:
+        return ChatSyncState(tenant=member.tenant, member=member, **stopped)
+    _save(state, **stopped)
+    live.publish_progress(state)
     return state
 
 

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import transaction
 
 from chat import removal, subscriptions
-from chat.models import ChatSyncState, GraphSubscription, SubscriptionRemoval
+from chat.models import ChatSyncState, GraphSubscription
 from chat.sync import SyncDeferred, chat_sync_member
 from integrations import graph
 from tenants.models import CustomerTenant, TenantUser
@@ -164,21 +164,19 @@ def resync_active_members(full: bool = False) -> int:
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True, max_retries=8)
 def remove_graph_subscriptions(self: Any, removal_id: int) -> str:
     """A disconnected tenant's subscriptions of one owner, deleted in Graph (best effort, retried)."""
-    row = SubscriptionRemoval.objects.select_related("tenant__vendor").filter(pk=removal_id).first()
-    if row is None:
-        return "gone"
     try:
-        return removal.subscriptions_delete(removal=row)
+        return removal.subscriptions_delete(removal_id=removal_id)
     except removal.RemovalDeferred as exc:
         if self.request.retries >= self.max_retries:
-            return removal.removal_give_up(removal=row, reason=f"retries:{exc}"[:64])
+            return removal.removal_give_up(removal_id=removal_id, reason=f"retries:{exc}")
         raise self.retry(countdown=_countdown(self, 30)) from exc
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def retry_subscription_removals() -> int:
-    """Beat: queue again the removals whose task was lost; give up those Graph has expired."""
-    due, _ = removal.removals_due()
-    for removal_id in due:
+    """Beat: give up the removals kept too long; queue again those whose task was lost."""
+    removal.removals_expire()
+    idle = removal.removals_idle()
+    for removal_id in idle:
         transaction.on_commit(partial(remove_graph_subscriptions.delay, removal_id))
-    return len(due)
+    return len(idle)

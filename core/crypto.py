@@ -83,10 +83,6 @@ def current_prefix() -> str:
     return f"{VERSION}.{keys()[0].id}."
 
 
-def needs_rotation(sealed: str) -> bool:
-    return not sealed.startswith(current_prefix())
-
-
 def reseal(sealed: str, *, context: str) -> str:
     """The same plaintext, sealed with the newest key (DecryptionError if no listed key opens it)."""
     return seal(unseal(sealed, context=context), context=context)

@@ -52,18 +52,18 @@ def columns() -> list[SealedColumn]:
     return list(_COLUMNS.values())
 
 
-def stale(column: SealedColumn) -> QuerySet[Any]:
+def stale(*, column: SealedColumn) -> QuerySet[Any]:
     """Rows of the column whose value is not sealed with the newest key."""
     manager = column.model._default_manager
     return manager.exclude(**{f"{column.field}__startswith": crypto.current_prefix()}).exclude(**{column.field: ""})
 
 
-def reseal(column: SealedColumn, *, batch_size: int = 500) -> Iterator[Progress]:
+def reseal(*, column: SealedColumn, batch_size: int = 500) -> Iterator[Progress]:
     """Re-seal the column's stale rows, a batch at a time; yields the progress after each batch."""
-    progress = Progress(column.label, total=stale(column).count())
+    progress = Progress(column.label, total=stale(column=column).count())
     after: Any = None
     while True:
-        rows = stale(column).select_related(*column.related).order_by("pk")
+        rows = stale(column=column).select_related(*column.related).order_by("pk")
         batch = list((rows if after is None else rows.filter(pk__gt=after))[:batch_size])
         if not batch:
             return

@@ -32,7 +32,8 @@ def consent_callback_problem(
 ) -> str | None:
     """Why this consent callback is not the one started in this session for this tenant, or None."""
     tenant = member.tenant
-    if not pending or not secrets.compare_digest(query.get("state", ""), pending["state"]):
+    # Bytes: compare_digest refuses str with characters beyond ASCII, which a forged state may have.
+    if not pending or not secrets.compare_digest(query.get("state", "").encode(), pending["state"].encode()):
         return "state_mismatch"
     if pending["vendor"] != tenant.vendor_id or pending["tid"] != str(tenant.tid):
         return "callback_mismatch"

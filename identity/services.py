@@ -20,7 +20,6 @@ from core import coordination, crypto, rotation
 from identity.models import EntraTokenCache
 from integrations import acs, entra
 from tenants import services as tenant_services
-from tenants.api import CONSENT_REVOKED, CONSENT_REVOKED_MESSAGE
 from tenants.models import AuditEvent, CustomerTenant, TenantUser
 from tenants.scopes import ACS_SCOPES
 
@@ -127,8 +126,8 @@ class TokenUnavailable(Exception):
 
 class ConsentRevoked(TokenUnavailable):
     status = 403
-    reason = CONSENT_REVOKED
-    message = CONSENT_REVOKED_MESSAGE
+    reason = CustomerTenant.Status.CONSENT_REVOKED.value
+    message = tenant_services.CONSENT_REVOKED_MESSAGE
 
 
 class SignInAgain(TokenUnavailable):

@@ -4,5 +4,5 @@ AppConfig.ready (chat), and a test checks that there is exactly one."""
 from django.dispatch import Signal
 
 # A member of an active tenant signed in; his token cache holds the new sign-in's tokens.
-# Sent with `member` (a TenantUser), inside the sign-in's transaction.
+# Sent with `member` (a TenantUser); a receiver queues work with transaction.on_commit.
 member_signed_in = Signal()

@@ -19,6 +19,7 @@ from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
 
 from core.http import safe_next
@@ -87,6 +88,7 @@ def needs_admin(request: HttpRequest, *, vendor: Vendor) -> HttpResponse:
 
 
 # Entra's redirect after the sign-in ----------------------------------------------------------
+@sensitive_variables("result")
 @require_GET
 def callback(request: HttpRequest) -> HttpResponse:
     pending = request.session.pop(FLOW_KEY, None)
@@ -123,6 +125,7 @@ def callback(request: HttpRequest) -> HttpResponse:
     return _sign_in(request, vendor=vendor, claims=claims, token_cache=result.cache, next_url=pending.get("next") or "")
 
 
+@sensitive_variables("token_cache")
 def _sign_in(
     request: HttpRequest, *, vendor: Vendor, claims: IdTokenClaims, token_cache: str, next_url: str
 ) -> HttpResponse:
@@ -137,6 +140,7 @@ def _sign_in(
     return _login(request, member.user, next_url or reverse("home"))
 
 
+@sensitive_variables("token_cache")
 def _member_signed_in(member: TenantUser, token_cache: str) -> None:
     # The refresh token from this sign-in serves later token requests (ACS, Graph), web and workers.
     identity_services.token_cache_seed(member=member, serialized=token_cache)
@@ -150,6 +154,7 @@ def _login(request: HttpRequest, user: User, redirect_url: str) -> HttpResponse:
     return response
 
 
+@sensitive_variables("token_cache")
 def _onboard(request: HttpRequest, *, vendor: Vendor, claims: IdTokenClaims, token_cache: str) -> HttpResponse:
     if services.consent_role(claims.wids) is None:
         services.audit(

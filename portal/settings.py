@@ -208,6 +208,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 AUTHENTICATION_BACKENDS = [
     # Loads the session's user with his tenant membership (one query); passwords for the admin.
     "identity.backends.MemberBackend",
+    # Sessions opened before MemberBackend name these; they go on working.
+    "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
 SITE_ID = 1

@@ -9,12 +9,7 @@ from django.urls import reverse
 from core.http import json_error
 from tenants import selectors
 from tenants.models import CustomerTenant, TenantUser
-
-CONSENT_REVOKED = "consent_revoked"
-CONSENT_REVOKED_MESSAGE = (
-    "Your organization's consent for {vendor} was revoked in Microsoft Entra ID. "
-    "An administrator of your organization must grant consent again."
-)
+from tenants.services import CONSENT_REVOKED_MESSAGE
 
 
 def admin_url(member: TenantUser) -> str | None:
@@ -34,7 +29,7 @@ def member_or_error(request: HttpRequest, *, verb: str) -> TenantUser | JsonResp
         return member
     if tenant.status == CustomerTenant.Status.CONSENT_REVOKED:
         message = CONSENT_REVOKED_MESSAGE.format(vendor=tenant.vendor.name)
-        return json_error(403, CONSENT_REVOKED, message, action_url=admin_url(member))
+        return json_error(403, tenant.status, message, action_url=admin_url(member))
     return json_error(
         403,
         "tenant_not_active",

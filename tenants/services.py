@@ -25,9 +25,14 @@ from tenants.models import (
     VendorMembership,
 )
 from tenants.scopes import DEFAULT_REQUESTED_SCOPES
-from tenants.signals import tenant_activated, tenant_disconnected
+from tenants.signals import Removed, tenant_activated, tenant_disconnected
 
 Status = CustomerTenant.Status
+# What members are told, wherever they meet a revoked consent (chats, calls).
+CONSENT_REVOKED_MESSAGE = (
+    "Your organization's consent for {vendor} was revoked in Microsoft Entra ID. "
+    "An administrator of your organization must grant consent again."
+)
 
 
 # vendors -------------------------------------------------------------------------------------
@@ -331,21 +336,29 @@ def tenant_confirm_consent(*, tenant: CustomerTenant) -> str:
 
 
 @transaction.atomic
-def tenant_disconnect(*, tenant: CustomerTenant, by: TenantUser) -> dict[str, int]:
+def tenant_disconnect(*, tenant: CustomerTenant, by: TenantUser) -> list[Removed]:
     """Sign-in is refused from now on, and everything the portal keeps of the tenant is removed but
-    its consent and audit records; what was removed, counted (as the disconnect page says it)."""
+    its consent and audit records; what was removed, counted."""
+    # First: writers of the tenant's data hold it active (FOR KEY SHARE) while they write, so this
+    # waits for them, and those that come later find it disconnected.
     tenant = CustomerTenant.objects.select_for_update().get(pk=tenant.pk)
-    users = get_user_model().objects.filter(tenant_user__tenant=tenant)
+    if tenant.status == Status.DISCONNECTED:
+        return []
     tenant.status = Status.DISCONNECTED
     tenant.scopes_granted = []
     tenant.status_changed_at = timezone.now()
     tenant.save(update_fields=["status", "scopes_granted", "status_changed_at"])
-    removed = {"people": users.count()}
+    users = get_user_model().objects.filter(tenant_user__tenant=tenant)
+    removed = [Removed(users.count(), "person", "people")]
     # Before the users go: the receiver may need their tokens for work it leaves to a worker.
-    for _, counts in tenant_disconnected.send(sender=CustomerTenant, tenant=tenant):
-        removed |= cast(dict[str, int], counts)
+    for _, items in tenant_disconnected.send(sender=CustomerTenant, tenant=tenant):
+        removed += cast(list[Removed], items)
     users.delete()  # their memberships and token caches with them
     audit(
-        vendor=tenant.vendor, kind=AuditEvent.Kind.TENANT_DISCONNECTED, tenant=tenant, oid=str(by.oid), removed=removed
+        vendor=tenant.vendor,
+        kind=AuditEvent.Kind.TENANT_DISCONNECTED,
+        tenant=tenant,
+        oid=str(by.oid),
+        removed={item.many: item.count for item in removed},
     )
     return removed

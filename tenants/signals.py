@@ -1,6 +1,8 @@
 """What tenants tells the apps above it. Each signal has one receiver, connected in its app's
 AppConfig.ready (chat), and a test checks that there is exactly one."""
 
+from dataclasses import dataclass
+
 from django.dispatch import Signal
 
 # An admin's consent was confirmed and recorded: the tenant is active. Sent with `tenant` and
@@ -8,6 +10,18 @@ from django.dispatch import Signal
 tenant_activated = Signal()
 
 # The tenant is being disconnected: sent with `tenant` inside the transaction, before its users
-# are removed. The receiver removes what it keeps of the tenant and returns what it removed, as
-# {label: count} (labels as the disconnect page shows them).
+# are removed. The receiver removes what it keeps of the tenant and returns what it removed, a
+# list of `Removed`, as the disconnect page says it.
 tenant_disconnected = Signal()
+
+
+@dataclass(frozen=True)
+class Removed:
+    """Something a disconnection removed: how many, and what (singular, plural)."""
+
+    count: int
+    one: str
+    many: str
+
+    def __str__(self) -> str:
+        return f"{self.count} {self.one if self.count == 1 else self.many}"

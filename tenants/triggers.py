@@ -40,7 +40,7 @@ def _sqlite_version_trigger(table: str, field: str) -> str:
     # AFTER UPDATE: SQLite's BEFORE triggers cannot change NEW. Recursive triggers are off by
     # default, so the trigger's own UPDATE does not fire it again. Tables and columns are ours.
     return (
-        f"CREATE TRIGGER IF NOT EXISTS {table}_token_version AFTER UPDATE ON {table} BEGIN "  # noqa: S608
+        f"CREATE TRIGGER {table}_token_version AFTER UPDATE ON {table} BEGIN "  # noqa: S608
         f"UPDATE {table} SET token_version = OLD.token_version + (OLD.{field} IS NOT NEW.{field}) "
         f"WHERE id = NEW.id; END"
     )
@@ -53,4 +53,6 @@ def sqlite_install(using: str = "default", **kwargs: Any) -> None:
         return
     with connection.cursor() as cursor:
         for table, field in VERSIONED:
+            # Dropped first: a trigger of an older release may differ.
+            cursor.execute(f"DROP TRIGGER IF EXISTS {table}_token_version")
             cursor.execute(_sqlite_version_trigger(table, field))

@@ -15,6 +15,7 @@ from core.http import safe_next
 from tenants import selectors, services
 from tenants.models import CONSENT_ROLES, CustomerTenant, Vendor
 from tenants.scopes import missing_scopes
+from tenants.signals import Removed
 
 PAGE_SIZE = 25
 
@@ -73,22 +74,9 @@ def disconnect(request: HttpRequest) -> HttpResponse:
     return render(request, "tenants/disconnect.html", {"tenant": tenant})
 
 
-def _removed_text(removed: dict[str, int]) -> str:
+def _removed_text(removed: list[Removed]) -> str:
     """What disconnecting removed, as the admin reads it."""
-    people, chats, messages_ = (removed.get(name, 0) for name in ("people", "chats", "messages"))
-    text = (
-        f"Removed from the portal: {_count(people, 'person', 'people')}, {_count(chats, 'chat', 'chats')}, "
-        f"{_count(messages_, 'message', 'messages')}."
-    )
-    subscriptions = removed.get("graph_subscriptions", 0)
-    if subscriptions:
-        verb = "is" if subscriptions == 1 else "are"
-        text += f" {_count(subscriptions, 'Teams change subscription', 'Teams change subscriptions')} {verb} being deleted in Microsoft Graph."
-    return text
-
-
-def _count(count: int, one: str, many: str) -> str:
-    return f"{count} {one if count == 1 else many}"
+    return f"Removed from the portal: {', '.join(str(item) for item in removed if item.count)}."
 
 
 @require_GET

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
+from django.apps import apps as django_apps
 from django.core.management import CommandError, call_command
 
 from chat import removal
@@ -72,25 +73,26 @@ def test_every_sealed_value_is_resealed_and_the_old_key_can_go(sealed: dict[str,
     assert sealed["bob"].client.post("/api/acs-token/").status_code == 200
 
 
-def test_every_registered_column_is_one_the_apps_seal() -> None:
-    labels = {column.label for column in rotation.columns()}
-    assert labels == {
-        "vendor client secrets",
-        "vendor ACS connection strings",
-        "token caches",
-        "token caches kept to delete Graph subscriptions",
+def test_every_sealed_field_of_every_model_is_rotated() -> None:
+    sealed_fields = {
+        (model, field.name)
+        for model in django_apps.get_models()
+        for field in model._meta.get_fields()
+        if "sealed" in field.name
     }
+    assert len(sealed_fields) >= 4
+    assert {(column.model, column.field) for column in rotation.columns()} == sealed_fields
 
 
 def test_a_stopped_run_resumes_where_it_stopped(sealed: dict[str, Any], settings: Any) -> None:
     settings.ENCRYPTION_KEYS = [NEW, OLD]
     column = next(c for c in rotation.columns() if c.label == "token caches")
-    first = next(rotation.reseal(column, batch_size=1))  # then the run is killed
+    first = next(rotation.reseal(column=column, batch_size=1))  # then the run is killed
     assert (first.done, first.total, first.resealed) == (1, 2, 1)
-    assert rotation.stale(column).count() == 1
-    again = list(rotation.reseal(column, batch_size=1))
+    assert rotation.stale(column=column).count() == 1
+    again = list(rotation.reseal(column=column, batch_size=1))
     assert (again[-1].total, again[-1].resealed) == (1, 1)
-    assert rotation.stale(column).count() == 0
+    assert rotation.stale(column=column).count() == 0
 
 
 def test_a_value_written_meanwhile_is_not_overwritten(sealed: dict[str, Any], settings: Any) -> None:

@@ -1,4 +1,4 @@
-"""Re-seal every sealed value (vendor secrets, token caches…) with the newest ENCRYPTION_KEYS key."""
+"""Re-seal every value the database keeps sealed (vendor secrets, token caches…) with the newest key."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from core import rotation
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt every sealed value with the newest key (the first of ENCRYPTION_KEYS), in batches. "
-        "Safe to stop and run again: it resumes where it stopped. Once it reports nothing left, "
-        "older keys can be removed."
+        "Re-encrypt every sealed value in the database with the newest key (the first of ENCRYPTION_KEYS), "
+        "in batches; run it once every process uses the new key list. Safe to stop and run again: it "
+        "resumes where it stopped. Once it reports nothing left, older keys can be removed."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -36,7 +36,7 @@ class Command(BaseCommand):
 
     def _reseal(self, column: rotation.SealedColumn, batch_size: int) -> int:
         progress = rotation.Progress(column.label, total=0)
-        for progress in rotation.reseal(column, batch_size=batch_size):
+        for progress in rotation.reseal(column=column, batch_size=batch_size):
             self.stdout.write(f"{progress.label}: {progress.done} of {progress.total}")
         self.stdout.write(f"{column.label}: {progress.resealed} re-sealed")
         if progress.unreadable:
@@ -45,7 +45,7 @@ class Command(BaseCommand):
         return len(progress.unreadable)
 
     def _check(self) -> None:
-        left = {column.label: rotation.stale(column).count() for column in rotation.columns()}
+        left = {column.label: rotation.stale(column=column).count() for column in rotation.columns()}
         for label, count in left.items():
             self.stdout.write(f"{label}: {count} to re-seal")
         if any(left.values()):
