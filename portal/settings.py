@@ -92,6 +92,14 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # Web and worker processes share the file. A transaction takes the write lock as it begins,
+    # waiting its turn, rather than half-way, where SQLite refuses at once ("database is locked");
+    # in WAL mode readers never wait for the writer.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL;",
+    }
     # A test database in a file, not in memory: the tests' worker processes open it too.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-portal.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
