@@ -9,6 +9,9 @@ urlpatterns = [
     path("auth/callback/", views.callback, name="auth_callback"),
     path("onboarding/callback/", views.onboarding_callback, name="onboarding_callback"),
     path("tenant/reconsent/", views.reconsent, name="reconsent"),
+    # A vendor registers itself (an operator's invitation), and its staff join (an admin's).
+    path("vendors/register/<str:token>/", views.register, name="vendor_register"),
+    path("v/<slug:slug>/join/<str:token>/", views.join, name="vendor_join"),
     # Calling.
     path("call/", calling.call_page, name="call"),
     path("call/people/", calling.people, name="call_people"),

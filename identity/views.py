@@ -1,9 +1,12 @@
-"""Sign-in with Entra ID, and onboarding (an admin's consent for the organization): one flow.
+"""Sign-in with Entra ID, onboarding (an admin's consent for the organization) and a vendor's own
+registration: one flow.
 
-1. `sign_in` (a user or vendor staff) and `connect` / `reconsent` (an admin) start msal's auth code
-   flow (state, nonce and PKCE kept in the session) and go to Entra.
+1. `sign_in` (a user or vendor staff), `connect` / `reconsent` (a customer's admin), `register` (a
+   vendor's admin, through the app being registered) and `join` (invited vendor staff) start msal's
+   auth code flow (state, nonce and PKCE kept in the session) and go to Entra.
 2. `callback` redeems the code and validates the ID token ourselves; a sign-in opens the session,
-   an onboarding checks the admin's directory role and goes on to Entra's admin consent.
+   an onboarding checks the admin's directory role and goes on to Entra's admin consent, a
+   registration creates the vendor, a join binds the staff invitation.
 3. `onboarding_callback` takes Entra's unsigned consent redirect, bound to the session by `state`,
    and has the consent confirmed with Entra (identity.onboarding) before the tenant is active.
 """
@@ -11,6 +14,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any, cast
 
 from allauth.account.utils import perform_login
 from django.contrib import messages
@@ -20,7 +24,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.debug import sensitive_variables
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.http import safe_next
 from identity import onboarding
@@ -30,23 +34,29 @@ from identity.id_tokens import InvalidIdToken, validate_id_token
 from identity.signals import member_signed_in
 from integrations import entra
 from integrations.entra import IdTokenClaims
-from tenants import selectors, services
-from tenants.models import CONSENT_ROLES, AuditEvent, TenantUser, Vendor
-from tenants.scopes import SIGN_IN_SCOPES
+from tenants import selectors, services, vendors
+from tenants.forms import RegistrationForm
+from tenants.models import CONSENT_ROLES, AuditEvent, TenantUser, Vendor, VendorInvitation
+from tenants.scopes import ACS_RESOURCE, DEFAULT_REQUESTED_SCOPES, GRAPH_RESOURCE, SIGN_IN_SCOPES
 
 FLOW_KEY = "entra_flow"
 CONSENT_KEY = "consent_state"
-PURPOSES = ("sign_in", "onboard")
+PURPOSES = ("sign_in", "onboard", "register", "join")
+# Staff sign in to manage the vendor: their ID token is all it takes.
+STAFF_SCOPES = [f"{GRAPH_RESOURCE}/User.Read"]
 
 
 # starting ------------------------------------------------------------------------------------
-def start(request: HttpRequest, *, vendor: Vendor, purpose: str, next_url: str = "") -> HttpResponse:
-    """Begin an auth code flow (state, nonce, PKCE kept in the session) and go to Entra."""
-    app = services.vendor_entra_app(vendor)
-    flow = entra.start_sign_in(
-        app, redirect_uri=request.build_absolute_uri(reverse("auth_callback")), scopes=SIGN_IN_SCOPES
-    )
-    request.session[FLOW_KEY] = {"vendor": vendor.pk, "purpose": purpose, "flow": flow, "next": next_url}
+def start(request: HttpRequest, *, vendor: Vendor, purpose: str, next_url: str = "", **state: str) -> HttpResponse:
+    """Begin an auth code flow with the vendor's app (state, nonce, PKCE kept in the session)."""
+    scopes = STAFF_SCOPES if purpose == "join" else SIGN_IN_SCOPES
+    context = {"vendor": vendor.pk, "purpose": purpose, "next": next_url, **state}
+    return _begin(request, app=services.vendor_entra_app(vendor), scopes=scopes, state=context)
+
+
+def _begin(request: HttpRequest, *, app: entra.EntraApp, scopes: list[str], state: dict[str, Any]) -> HttpResponse:
+    flow = entra.start_sign_in(app, redirect_uri=request.build_absolute_uri(reverse("auth_callback")), scopes=scopes)
+    request.session[FLOW_KEY] = {**state, "flow": flow}
     return HttpResponseRedirect(flow["auth_uri"])
 
 
@@ -71,13 +81,23 @@ def reconsent(request: HttpRequest) -> HttpResponse:
     return start(request, vendor=member.tenant.vendor, purpose="onboard")
 
 
-def refused(request: HttpRequest, *, vendor: Vendor | None, reason: str, status: int = 403) -> HttpResponse:
-    return render(
-        request,
-        "identity/refused.html",
-        {"vendor": vendor, "reason": reason, "consent_roles": CONSENT_ROLES.values()},
-        status=status,
-    )
+def refused(
+    request: HttpRequest,
+    *,
+    vendor: Vendor | None,
+    reason: str,
+    status: int = 403,
+    detail: str = "",
+    retry_url: str = "",
+) -> HttpResponse:
+    context = {
+        "vendor": vendor,
+        "reason": reason,
+        "detail": detail,
+        "retry_url": retry_url,
+        "consent_roles": CONSENT_ROLES.values(),
+    }
+    return render(request, "identity/refused.html", context, status=status)
 
 
 def needs_admin(request: HttpRequest, *, vendor: Vendor) -> HttpResponse:
@@ -94,6 +114,8 @@ def callback(request: HttpRequest) -> HttpResponse:
     pending = request.session.pop(FLOW_KEY, None)
     if not pending or pending.get("purpose") not in PURPOSES:
         return refused(request, vendor=None, reason="no_sign_in_in_progress", status=400)
+    if pending["purpose"] == "register":
+        return _registered(request, pending)
     vendor = Vendor.objects.filter(pk=pending["vendor"]).first()
     if vendor is None:
         return refused(request, vendor=None, reason="no_sign_in_in_progress", status=400)
@@ -122,6 +144,8 @@ def callback(request: HttpRequest) -> HttpResponse:
         return refused(request, vendor=vendor, reason="invalid_id_token", status=400)
     if pending["purpose"] == "onboard":
         return _onboard(request, vendor=vendor, claims=claims, token_cache=result.cache)
+    if pending["purpose"] == "join":
+        return _joined(request, vendor=vendor, claims=claims, token=pending.get("token", ""))
     return _sign_in(request, vendor=vendor, claims=claims, token_cache=result.cache, next_url=pending.get("next") or "")
 
 
@@ -212,3 +236,98 @@ def onboarding_callback(request: HttpRequest) -> HttpResponse:
         return refused(request, vendor=vendor, reason="consent_not_confirmed", status=400)
     messages.success(request, f"{tenant.display_name or tenant.domain} is connected to {vendor.name}.")
     return redirect("tenant_admin")
+
+
+# a vendor registers itself ----------------------------------------------------------------------
+@sensitive_variables("proven")
+@require_http_methods(["GET", "POST"])
+def register(request: HttpRequest, token: str) -> HttpResponse:
+    """An invited vendor's admin: what to set up in Azure, then the app's credentials and ACS
+    connection string, each proven live; then he signs in through the app itself."""
+    invitation = selectors.invitation_for_token(token)
+    problem = vendors.invitation_problem(invitation)
+    if problem is not None:
+        return render(request, "identity/invitation_unusable.html", {"problem": problem}, status=410)
+    form = RegistrationForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid() and form.credential is not None:
+        try:
+            proven = vendors.registration_prove(
+                tenant=form.cleaned_data["tenant"].strip(),
+                client_id=str(form.cleaned_data["client_id"]),
+                credential=form.credential,
+                acs_connection_string=form.cleaned_data["acs_connection_string"].strip(),
+            )
+        except vendors.RegistrationRefused as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            vendors.registration_hold(invitation=invitation, proven=proven)
+            state = {"purpose": "register", "invitation": invitation.pk, "token": token}
+            return _begin(request, app=proven.app, scopes=STAFF_SCOPES, state=state)
+    context = {"invitation": invitation, "form": form, "setup": _entra_setup(request)}
+    return render(request, "identity/register.html", context, status=400 if form.errors else 200)
+
+
+def _entra_setup(request: HttpRequest) -> dict[str, Any]:
+    """What the vendor configures in Azure for this deployment of the portal."""
+    apis = {ACS_RESOURCE: "Azure Communication Services", GRAPH_RESOURCE: "Microsoft Graph"}
+    return {
+        "redirect_uris": [
+            request.build_absolute_uri(reverse(name)) for name in ("auth_callback", "onboarding_callback")
+        ],
+        "permissions": [
+            (apis[scope.rpartition("/")[0]], scope.rpartition("/")[2]) for scope in DEFAULT_REQUESTED_SCOPES
+        ],
+    }
+
+
+@sensitive_variables("pending", "proven")
+def _registered(request: HttpRequest, pending: dict[str, Any]) -> HttpResponse:
+    invitation = VendorInvitation.objects.filter(pk=int(pending.get("invitation") or 0)).first()
+    proven = vendors.registration_pending(invitation) if invitation is not None else None
+    if invitation is None or proven is None:
+        return refused(request, vendor=None, reason="registration_expired", status=400)
+    retry = reverse("vendor_register", args=[pending.get("token", "")])
+    if "error" in request.GET:
+        return refused(request, vendor=None, reason="entra_declined", status=403, retry_url=retry)
+    try:
+        result = entra.finish_sign_in(proven.app, flow=pending["flow"], params=request.GET.dict())
+        claims = validate_id_token(result.id_token, client_id=proven.client_id, nonce=result.nonce)
+        admin = vendors.registration_complete(invitation=invitation, proven=proven, claims=claims)
+    except (entra.EntraError, InvalidIdToken):
+        return refused(request, vendor=None, reason="entra_error", status=400, retry_url=retry)
+    except vendors.RegistrationRefused as exc:
+        return refused(request, vendor=None, reason="registration_refused", detail=exc.message, retry_url=retry)
+    if not claims.wids:
+        messages.warning(request, WIDS_MISSING)
+    messages.success(request, f"{admin.vendor.name} is registered. Send your customers the onboarding link below.")
+    return _login(request, cast(User, admin.user), reverse("vendor_dashboard", args=[admin.vendor.slug]))
+
+
+WIDS_MISSING = (
+    "Your sign-in carried no directory roles. Unless your account has none, add the optional claim "
+    "for directory roles to the app (Token configuration → Add groups claim → Directory roles): "
+    "without it, customers' administrators can't connect their organizations."
+)
+
+
+# vendor staff join ------------------------------------------------------------------------------
+@require_http_methods(["GET", "POST"])
+def join(request: HttpRequest, slug: str, token: str) -> HttpResponse:
+    """An invited staff member signs in through the vendor's app to take his place."""
+    vendor = selectors.vendor_for_slug(slug)
+    invited = selectors.staff_invitation(vendor=vendor, token=token)
+    if request.method == "POST":
+        return start(request, vendor=vendor, purpose="join", token=token)
+    return render(request, "identity/join.html", {"vendor": vendor, "invited": invited})
+
+
+def _joined(request: HttpRequest, *, vendor: Vendor, claims: IdTokenClaims, token: str) -> HttpResponse:
+    try:
+        member = vendors.staff_join(vendor=vendor, token=token, claims=claims)
+    except vendors.JoinRefused as exc:
+        services.audit(
+            vendor=vendor, kind=AuditEvent.Kind.SIGN_IN_REFUSED, tid=claims.tid, oid=claims.oid, reason=f"join:{exc}"
+        )
+        return refused(request, vendor=vendor, reason=f"join_{exc}")
+    messages.success(request, f"Welcome to {vendor.name}'s staff.")
+    return _login(request, cast(User, member.user), reverse("vendor_dashboard", args=[vendor.slug]))

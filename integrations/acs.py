@@ -86,6 +86,29 @@ def exchange_teams_token(resource: AcsResource, *, entra_token: str, client_id: 
     return AcsToken(token=result.token, expires_at=_moment(result.expires_on))
 
 
+def prove_resource(resource: AcsResource) -> None:
+    """Create an ACS identity and delete it again: the connection string works; AcsError otherwise."""
+    try:
+        identities = CommunicationIdentityClient.from_connection_string(
+            resource.connection_string,
+            connection_verify=settings.MICROSOFT_CA_BUNDLE or True,
+            connection_timeout=settings.OUTBOUND_TIMEOUT,
+            read_timeout=settings.OUTBOUND_TIMEOUT,
+            retry_total=0,
+        )
+    except (ValueError, KeyError):
+        raise AcsError(0, "BadConnectionString") from None
+    try:
+        user = identities.create_user()
+        identities.delete_user(user)
+    except HttpResponseError as exc:
+        raise error_from(exc) from None
+    except (ServiceRequestError, ServiceResponseError):
+        raise AcsError(0, "Unreachable") from None
+    except ValueError:  # an access key that is not base64, found when the request is signed
+        raise AcsError(0, "BadConnectionString") from None
+
+
 def _moment(value: Any) -> dt.datetime:
     # The SDK hands `expiresOn` back as the service wrote it (ISO 8601), or as epoch seconds.
     if isinstance(value, dt.datetime):

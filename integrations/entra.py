@@ -9,10 +9,13 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import msal
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 
@@ -26,16 +29,65 @@ CONSENT_REVOKED_CODES = frozenset({65001, 700016})
 TRANSIENT_ERRORS = frozenset({"temporarily_unavailable", "server_error", "unreachable"})
 
 
+class CertificateInvalid(ValueError):
+    """The certificate or its private key can't serve as the app's credential; says why."""
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """An app's certificate credential: its private key and the certificate uploaded to Entra (PEM)."""
+
+    private_key: str = field(repr=False)
+    certificate: str
+    thumbprint: str  # SHA-1, hex, as the Entra admin center shows it
+    not_before: dt.datetime
+    not_after: dt.datetime
+
+
+def certificate_from_pem(*, private_key: str, certificate: str) -> Certificate:
+    """The credential, checked: both parse, the key is the certificate's; CertificateInvalid otherwise."""
+    try:
+        cert = x509.load_pem_x509_certificate(certificate.encode())
+    except ValueError:
+        raise CertificateInvalid("The certificate is not a PEM certificate (-----BEGIN CERTIFICATE-----).") from None
+    try:
+        key = serialization.load_pem_private_key(private_key.encode(), password=None)
+    except TypeError:
+        raise CertificateInvalid("The private key is protected by a passphrase: export it without one.") from None
+    except ValueError:
+        raise CertificateInvalid("The private key is not a PEM private key (-----BEGIN PRIVATE KEY-----).") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise CertificateInvalid("Entra signs app assertions with RSA keys: use an RSA certificate.")
+    if key.public_key().public_numbers() != cert.public_key().public_numbers():  # type: ignore[union-attr]
+        raise CertificateInvalid("The private key does not belong to this certificate.")
+    return Certificate(
+        private_key=private_key,
+        certificate=certificate,
+        thumbprint=cert.fingerprint(hashes.SHA1()).hex().upper(),  # noqa: S303 - Entra's identifier
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+    )
+
+
 @dataclass(frozen=True)
 class EntraApp:
-    """A vendor's multitenant app registration."""
+    """A vendor's multitenant app registration, with its credential: a client secret or a certificate."""
 
     client_id: str
-    client_secret: str = field(repr=False)
+    client_secret: str = field(default="", repr=False)
+    certificate: Certificate | None = field(default=None, repr=False)
 
     @property
     def login_url(self) -> str:
         return str(settings.ENTRA_LOGIN_URL)
+
+    @property
+    def credential(self) -> str | dict[str, str]:
+        """msal's `client_credential`: with a certificate, msal signs a PS256 client assertion whose
+        header names the certificate by its SHA-256 thumbprint (`x5t#S256`)."""
+        if self.certificate is not None:
+            return {"private_key": self.certificate.private_key, "public_certificate": self.certificate.certificate}
+        return self.client_secret
 
 
 class EntraError(Exception):
@@ -68,7 +120,7 @@ def client(
 ) -> msal.ConfidentialClientApplication:
     return msal.ConfidentialClientApplication(
         app.client_id,
-        client_credential=app.client_secret,
+        client_credential=app.credential,
         authority=f"{app.login_url}/{authority}",
         instance_discovery=False,
         http_client=microsoft_session(),
@@ -164,6 +216,24 @@ def admin_consent_url(app: EntraApp, *, tenant: str, redirect_uri: str, scopes: 
         {"client_id": app.client_id, "scope": " ".join(scopes), "redirect_uri": redirect_uri, "state": state}
     )
     return f"{app.login_url}/{tenant}/v2.0/adminconsent?{query}"
+
+
+def tenant_id(tenant: str) -> str:
+    """The tenant id of a tenant named by id or verified domain, from its OpenID metadata (the
+    issuer names it); EntraError when Entra knows no such tenant (AADSTS90002)."""
+    url = f"{settings.ENTRA_LOGIN_URL}/{quote(tenant, safe='')}/v2.0/.well-known/openid-configuration"
+    try:
+        response = microsoft_session().get(url)
+    except requests.RequestException:
+        raise EntraError("unreachable", []) from None
+    try:
+        body: dict[str, Any] = response.json()
+    except ValueError:
+        raise EntraError("unreachable", []) from None
+    if response.status_code != 200:
+        raise error_from(body)
+    issuer = urlsplit(str(body.get("issuer", ""))).path.strip("/").split("/")
+    return issuer[0].lower()
 
 
 def jwks() -> dict[str, Any]:

@@ -8,8 +8,8 @@ class TenantsConfig(AppConfig):
 
     def ready(self) -> None:
         from core import rotation
-        from tenants import services, triggers
+        from tenants import services, triggers, vendors
 
         post_migrate.connect(triggers.sqlite_install, sender=self, dispatch_uid="tenants-sqlite-triggers")
-        for column in services.SEALED_COLUMNS:
+        for column in (*services.SEALED_COLUMNS, vendors.SEALED_PENDING):
             rotation.register(column)

@@ -45,4 +45,8 @@ DEMO_SIGN_INS = [
     ("nina@northwind.example", "Northwind-Demo-1", "Northwind, Global Administrator"),
     ("support@contoso.example", "Contoso-Demo-1", "Contoso staff: the vendor dashboard"),
     ("admin@litware.example", "Litware-Demo-1", "Litware staff"),
+    ("admin@tailspin.example", "Tailspin-Demo-1", "Tailspin's admin: registers Tailspin when the operator invites it"),
 ]
+
+# The platform operator (a Django superuser): /admin/ signs in, /operator/ invites vendors.
+DEMO_OPERATOR = ("operator", "Operator-Demo-1")

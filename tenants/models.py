@@ -56,36 +56,78 @@ class AppendOnly(models.Model):
 class Vendor(models.Model):
     """An ISV with one multitenant Entra app and one ACS resource."""
 
+    class Credential(models.TextChoices):
+        SECRET = "secret", "Client secret"
+        CERTIFICATE = "certificate", "Certificate"
+
     name = models.CharField(max_length=200)
     slug = models.SlugField(unique=True)
+    # The vendor's own Entra tenant: its app's home, where its staff sign in.
+    home_tenant_id = models.UUIDField(null=True, blank=True)
     entra_client_id = models.UUIDField(unique=True)
-    # Sealed with core.crypto; read through tenants.services.vendor_secrets().
-    entra_client_secret_sealed = models.TextField()
+    # The app's credential, one of the two, sealed with core.crypto; read through
+    # tenants.services.vendor_entra_app(). The certificate is sealed JSON: private key and certificate.
+    entra_credential = models.CharField(max_length=12, choices=Credential.choices, default=Credential.SECRET)
+    entra_client_secret_sealed = models.TextField(blank=True)
+    entra_certificate_sealed = models.TextField(blank=True)
+    entra_certificate_thumbprint = models.CharField(max_length=40, blank=True, help_text="SHA-1, as Entra shows it.")
+    entra_credential_expires_at = models.DateTimeField(null=True, blank=True)
     acs_connection_string_sealed = models.TextField()
     requested_scopes = models.JSONField(default=list, help_text="Delegated permissions customers consent to.")
     created_at = models.DateTimeField(auto_now_add=True)
+    credentials_changed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class VendorInvitation(models.Model):
+    """A platform operator's invitation to register a vendor. Its link carries a token that only the
+    invitee has (the row keeps its SHA-256). Between proving the app's credentials and its admin's
+    sign-in, the registration waits here, sealed (`pending_sealed`)."""
+
+    name = models.CharField(max_length=200)
+    contact_email = models.EmailField(blank=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    pending_sealed = models.TextField(blank=True)
+    vendor = models.OneToOneField(Vendor, on_delete=models.PROTECT, null=True, blank=True, related_name="invitation")
+    registered_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return self.name
 
 
 class VendorMembership(models.Model):
-    """A member of the vendor's staff, by (tid, oid) in Entra: sees the vendor's customers only."""
+    """A member of the vendor's staff, by (tid, oid) in the vendor's home tenant: sees the vendor's
+    customers only. Invited by address, bound to (tid, oid) at the first sign-in, by that alone after."""
+
+    class Role(models.TextChoices):
+        ADMIN = "admin", "Administrator"
+        STAFF = "staff", "Staff"
 
     vendor = models.ForeignKey(Vendor, on_delete=models.CASCADE, related_name="memberships")
-    tid = models.UUIDField()
-    oid = models.UUIDField()
+    tid = models.UUIDField(null=True, blank=True)
+    oid = models.UUIDField(null=True, blank=True)
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.STAFF)
+    email = models.CharField(max_length=320, blank=True, help_text="The address invited; display only.")
     display_name = models.CharField(max_length=200, blank=True)
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="vendor_membership"
     )
+    # SHA-256 of the invitation link's token, until the invitee signs in.
+    invite_token_hash = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    joined_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints: ClassVar = [models.UniqueConstraint(fields=["vendor", "tid", "oid"], name="uniq_vendor_member")]
 
     def __str__(self) -> str:
-        return f"{self.display_name or self.oid} @ {self.vendor}"
+        return f"{self.display_name or self.email or self.oid} @ {self.vendor}"
 
 
 class CustomerTenant(models.Model):
@@ -189,6 +231,11 @@ class AuditEvent(AppendOnly):
         ROLE_CHANGED = "role_changed", "Role changed"
         TOKEN_REFUSED = "token_refused", "ACS token not issued"
         GRAPH_CLEANUP = "graph_cleanup", "Graph subscriptions deleted after disconnecting"
+        VENDOR_REGISTERED = "vendor_registered", "Vendor registered"
+        CREDENTIALS_CHANGED = "credentials_changed", "App or ACS credentials changed"
+        STAFF_INVITED = "staff_invited", "Staff member invited"
+        STAFF_JOINED = "staff_joined", "Staff member joined"
+        STAFF_REMOVED = "staff_removed", "Staff member removed"
 
     vendor = models.ForeignKey(Vendor, on_delete=models.PROTECT, related_name="audit_events")
     tenant = models.ForeignKey(

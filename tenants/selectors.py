@@ -8,7 +8,8 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 
-from tenants.models import ConsentRecord, CustomerTenant, TenantUser, Vendor
+from tenants.models import ConsentRecord, CustomerTenant, TenantUser, Vendor, VendorInvitation, VendorMembership
+from tenants.vendors import token_hash
 
 
 def vendor_for_slug(slug: str) -> Vendor:
@@ -18,12 +19,64 @@ def vendor_for_slug(slug: str) -> Vendor:
     return vendor
 
 
-def access_vendor(*, user: User | AnonymousUser, slug: str) -> Vendor:
-    """The vendor whose staff `user` is; the same 404 for missing and not-yours."""
-    vendor = Vendor.objects.filter(slug=slug, memberships__user=user).first() if user.is_authenticated else None
-    if vendor is None:
+def access_vendor_staff(*, user: User | AnonymousUser, slug: str) -> VendorMembership:
+    """The user's membership of the vendor's staff (with the vendor); the same 404 for missing and not-yours."""
+    membership = (
+        VendorMembership.objects.select_related("vendor").filter(vendor__slug=slug, user=user).first()
+        if user.is_authenticated
+        else None
+    )
+    if membership is None:
         raise Http404("No such vendor")
-    return vendor
+    return membership
+
+
+def access_vendor_admin(*, user: User | AnonymousUser, slug: str) -> VendorMembership:
+    """The user's membership of the vendor's staff as an administrator (with the vendor); 404 otherwise."""
+    membership = (
+        VendorMembership.objects.select_related("vendor")
+        .filter(vendor__slug=slug, user=user, role=VendorMembership.Role.ADMIN)
+        .first()
+        if user.is_authenticated
+        else None
+    )
+    if membership is None:
+        raise Http404("No such vendor")
+    return membership
+
+
+def access_operator(*, user: User | AnonymousUser) -> User:
+    """The platform operator (a superuser); 404 for anyone else, as for a page that does not exist."""
+    if not (user.is_authenticated and user.is_superuser):
+        raise Http404("No such page")
+    return user
+
+
+def invitation_for_token(token: str) -> VendorInvitation:
+    """The vendor invitation whose link carries `token`; 404 for any other token."""
+    invitation = VendorInvitation.objects.filter(token_hash=token_hash(token)).first()
+    if invitation is None:
+        raise Http404("No such invitation")
+    return invitation
+
+
+def staff_invitation(*, vendor: Vendor, token: str) -> VendorMembership:
+    invited = VendorMembership.objects.filter(vendor=vendor, invite_token_hash=token_hash(token), tid=None).first()
+    if invited is None:
+        raise Http404("No such invitation")
+    return invited
+
+
+def vendor_staff(*, vendor: Vendor) -> QuerySet[VendorMembership]:
+    return VendorMembership.objects.filter(vendor=vendor).order_by("-role", "display_name", "email", "pk")
+
+
+def operator_vendors() -> QuerySet[Vendor]:
+    return Vendor.objects.annotate(customer_count=Count("customers", distinct=True)).order_by("name")
+
+
+def operator_invitations() -> QuerySet[VendorInvitation]:
+    return VendorInvitation.objects.select_related("vendor").order_by("-created_at")
 
 
 def access_admin_tenant(*, user: User | AnonymousUser) -> TenantUser:

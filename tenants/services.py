@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+import json
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -9,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from core import crypto, rotation
 from integrations import entra
@@ -41,9 +45,16 @@ def _secret_context(vendor_client_id: str, name: str) -> str:
 
 
 @dataclass(frozen=True)
-class VendorSecrets:
-    client_secret: str = field(repr=False)
-    acs_connection_string: str = field(repr=False)
+class AppCredential:
+    """An Entra app's credential: a client secret (its expiry as Entra shows it) or a certificate."""
+
+    secret: str = field(default="", repr=False)
+    certificate: entra.Certificate | None = field(default=None, repr=False)
+    secret_expires_at: dt.datetime | None = None
+
+    @property
+    def expires_at(self) -> dt.datetime | None:
+        return self.certificate.not_after if self.certificate is not None else self.secret_expires_at
 
 
 def vendor_save(
@@ -51,8 +62,10 @@ def vendor_save(
     name: str,
     slug: str,
     client_id: str,
-    client_secret: str,
     acs_connection_string: str,
+    client_secret: str = "",
+    credential: AppCredential | None = None,
+    home_tenant_id: str | None = None,
     requested_scopes: list[str] | None = None,
 ) -> Vendor:
     """Create or update a vendor by slug; secrets are sealed with the newest key."""
@@ -61,36 +74,84 @@ def vendor_save(
         defaults={
             "name": name,
             "entra_client_id": client_id,
-            "entra_client_secret_sealed": crypto.seal(
-                client_secret, context=_secret_context(client_id, "client_secret")
-            ),
-            "acs_connection_string_sealed": crypto.seal(
-                acs_connection_string, context=_secret_context(client_id, "acs")
-            ),
+            "home_tenant_id": home_tenant_id,
+            **_credential_fields(client_id, credential or AppCredential(secret=client_secret)),
+            "acs_connection_string_sealed": _seal_acs(client_id, acs_connection_string),
             "requested_scopes": requested_scopes or list(DEFAULT_REQUESTED_SCOPES),
         },
     )
     return vendor
 
 
-def vendor_secrets(vendor: Vendor) -> VendorSecrets:
-    client_id = str(vendor.entra_client_id)
-    return VendorSecrets(
-        client_secret=crypto.unseal(
-            vendor.entra_client_secret_sealed, context=_secret_context(client_id, "client_secret")
-        ),
-        acs_connection_string=crypto.unseal(
-            vendor.acs_connection_string_sealed, context=_secret_context(client_id, "acs")
-        ),
-    )
+def _seal_acs(client_id: str, connection_string: str) -> str:
+    return crypto.seal(connection_string, context=_secret_context(client_id, "acs"))
+
+
+def _credential_fields(client_id: str, credential: AppCredential) -> dict[str, Any]:
+    """The Vendor columns that hold `credential`, sealed (and the other kind's emptied)."""
+    certificate = credential.certificate
+    if certificate is None:
+        sealed_secret, sealed_certificate, kind = (
+            crypto.seal(credential.secret, context=_secret_context(client_id, "client_secret")),
+            "",
+            Vendor.Credential.SECRET,
+        )
+    else:
+        pem = json.dumps({"private_key": certificate.private_key, "certificate": certificate.certificate})
+        sealed_secret, kind = "", Vendor.Credential.CERTIFICATE
+        sealed_certificate = crypto.seal(pem, context=_secret_context(client_id, "certificate"))
+    return {
+        "entra_credential": kind,
+        "entra_client_secret_sealed": sealed_secret,
+        "entra_certificate_sealed": sealed_certificate,
+        "entra_certificate_thumbprint": certificate.thumbprint if certificate else "",
+        "entra_credential_expires_at": credential.expires_at,
+    }
 
 
 def vendor_entra_app(vendor: Vendor) -> EntraApp:
-    return EntraApp(client_id=str(vendor.entra_client_id), client_secret=vendor_secrets(vendor).client_secret)
+    client_id = str(vendor.entra_client_id)
+    if vendor.entra_credential == Vendor.Credential.CERTIFICATE:
+        return EntraApp(client_id=client_id, certificate=_certificate(client_id, vendor.entra_certificate_sealed))
+    secret = crypto.unseal(vendor.entra_client_secret_sealed, context=_secret_context(client_id, "client_secret"))
+    return EntraApp(client_id=client_id, client_secret=secret)
+
+
+@functools.lru_cache(maxsize=64)
+@sensitive_variables("pem")
+def _certificate(client_id: str, sealed: str) -> entra.Certificate:
+    # Parsed once per process and sealed value: every Entra request of the vendor's app needs it.
+    pem = json.loads(crypto.unseal(sealed, context=_secret_context(client_id, "certificate")))
+    return entra.certificate_from_pem(private_key=pem["private_key"], certificate=pem["certificate"])
 
 
 def vendor_acs_resource(vendor: Vendor) -> AcsResource:
-    return AcsResource(connection_string=vendor_secrets(vendor).acs_connection_string)
+    sealed = vendor.acs_connection_string_sealed
+    return AcsResource(crypto.unseal(sealed, context=_secret_context(str(vendor.entra_client_id), "acs")))
+
+
+def vendor_credentials_replace(
+    *, vendor: Vendor, by: VendorMembership, credential: AppCredential | None = None, acs_connection_string: str = ""
+) -> Vendor:
+    """Swap in credentials already proven live (the old ones stay valid in Entra and ACS until the
+    vendor removes them there: no request fails in between). Audited."""
+    client_id = str(vendor.entra_client_id)
+    fields: dict[str, Any] = _credential_fields(client_id, credential) if credential is not None else {}
+    if acs_connection_string:
+        fields["acs_connection_string_sealed"] = _seal_acs(client_id, acs_connection_string)
+    fields["credentials_changed_at"] = timezone.now()
+    Vendor.objects.filter(pk=vendor.pk).update(**fields)
+    audit(
+        vendor=vendor,
+        kind=AuditEvent.Kind.CREDENTIALS_CHANGED,
+        tid=str(by.tid or ""),
+        oid=str(by.oid or ""),
+        entra=fields.get("entra_credential", ""),
+        thumbprint=fields.get("entra_certificate_thumbprint", ""),
+        acs=bool(acs_connection_string),
+    )
+    vendor.refresh_from_db()
+    return vendor
 
 
 # Every sealed column of tenants, for `manage.py rotate_encryption` (registered in TenantsConfig).
@@ -100,6 +161,12 @@ SEALED_COLUMNS = (
         Vendor,
         "entra_client_secret_sealed",
         lambda vendor: _secret_context(str(vendor.entra_client_id), "client_secret"),
+    ),
+    rotation.SealedColumn(
+        "vendor certificates",
+        Vendor,
+        "entra_certificate_sealed",
+        lambda vendor: _secret_context(str(vendor.entra_client_id), "certificate"),
     ),
     rotation.SealedColumn(
         "vendor ACS connection strings",

@@ -9,11 +9,12 @@ from django.contrib.auth import logout
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from core.http import safe_next
-from tenants import selectors, services
-from tenants.models import CONSENT_ROLES, CustomerTenant, Vendor
+from tenants import selectors, services, vendors
+from tenants.models import CONSENT_ROLES, CustomerTenant, Vendor, VendorMembership
 from tenants.scopes import missing_scopes
 from tenants.signals import Removed
 
@@ -81,7 +82,8 @@ def _removed_text(removed: list[Removed]) -> str:
 
 @require_GET
 def vendor_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
-    vendor = selectors.access_vendor(user=request.user, slug=slug)
+    staff = selectors.access_vendor_staff(user=request.user, slug=slug)
+    vendor = staff.vendor
     query = request.GET.get("q", "").strip()[:100]
     status = request.GET.get("status", "")
     status = status if status in CustomerTenant.Status.values else ""
@@ -102,5 +104,8 @@ def vendor_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
             "status": status,
             "statuses": CustomerTenant.Status.choices,
             "revoked_count": revoked,
+            "is_admin": staff.role == VendorMembership.Role.ADMIN,
+            "warning": vendors.credential_warning(vendor),
+            "onboarding_url": request.build_absolute_uri(reverse("vendor_page", args=[vendor.slug])),
         },
     )

@@ -8,7 +8,7 @@ from django.test import override_settings
 
 from core import crypto
 from tenants.models import Vendor
-from tenants.services import vendor_save, vendor_secrets
+from tenants.services import vendor_entra_app, vendor_save
 
 OLD = crypto.new_key()
 NEW = crypto.new_key()
@@ -58,4 +58,4 @@ def test_vendor_secrets_are_encrypted_at_rest_and_re_encrypted_by_the_command() 
         call_command("rotate_encryption", stdout=out)
         assert "vendor client secrets: 1 re-sealed" in out.getvalue()
     with override_settings(ENCRYPTION_KEYS=[NEW]):
-        assert vendor_secrets(Vendor.objects.get(slug="v")).client_secret == "s3cret-value"
+        assert vendor_entra_app(Vendor.objects.get(slug="v")).client_secret == "s3cret-value"

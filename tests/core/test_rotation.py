@@ -17,7 +17,7 @@ from core import crypto, rotation
 from identity import services as identity_services
 from identity.models import EntraTokenCache
 from tenants.models import CustomerTenant, TenantUser, Vendor
-from tenants.services import vendor_secrets
+from tenants.services import vendor_acs_resource, vendor_entra_app
 from tests.devcloud_server import USERS, DevCloud
 from tests.portal_flow import Person, load_vendors
 
@@ -52,7 +52,7 @@ def run(*args: str) -> str:
 
 def everything_decrypts() -> None:
     for vendor in Vendor.objects.all():
-        assert vendor_secrets(vendor).client_secret
+        assert vendor_entra_app(vendor).client_secret and vendor_acs_resource(vendor).connection_string
     for member in TenantUser.objects.select_related("tenant"):
         assert identity_services.token_cache_load(member=member)
     for row in SubscriptionRemoval.objects.select_related("tenant"):

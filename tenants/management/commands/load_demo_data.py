@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.sites.models import Site
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
-from tenants.demo import DEMO_SIGN_INS, VENDORS
+from tenants.demo import DEMO_OPERATOR, DEMO_SIGN_INS, VENDORS
 from tenants.models import VendorMembership
 from tenants.services import vendor_save
 
@@ -32,11 +34,23 @@ class Command(BaseCommand):
                 client_id=demo.client_id,
                 client_secret=demo.client_secret,
                 acs_connection_string=f"endpoint={endpoint}/;accesskey={demo.acs_access_key}",
+                home_tenant_id=demo.staff[0][0],
             )
             for tid, oid, name in demo.staff:
                 VendorMembership.objects.update_or_create(
-                    vendor=vendor, tid=tid, oid=oid, defaults={"display_name": name}
+                    vendor=vendor,
+                    tid=tid,
+                    oid=oid,
+                    defaults={"display_name": name, "role": VendorMembership.Role.ADMIN, "joined_at": timezone.now()},
                 )
             self.stdout.write(self.style.SUCCESS(f"Demo vendor: {vendor.name} (/v/{vendor.slug}/)"))
+        self._operator()
         for upn, password, role in DEMO_SIGN_INS:
             self.stdout.write(f"  {upn} / {password}  ({role})")
+
+    def _operator(self) -> None:
+        username, password = DEMO_OPERATOR
+        operator = get_user_model().objects.filter(username=username).first()
+        if operator is None:
+            get_user_model().objects.create_superuser(username=username, password=password)
+        self.stdout.write(f"  {username} / {password}  (platform operator: /admin/, then /operator/ invites vendors)")

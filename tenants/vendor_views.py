@@ -1,0 +1,129 @@
+"""The platform operator's page (vendors and invitations), and a vendor administrator's pages: the
+app's and ACS's credentials (replaced without downtime), the staff (invited, removed)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from tenants import selectors, vendors
+from tenants.forms import CredentialForm, InviteStaffForm, InviteVendorForm
+from tenants.models import Vendor, VendorInvitation, VendorMembership
+from tenants.services import vendor_credentials_replace
+
+
+# the operator --------------------------------------------------------------------------------
+@require_http_methods(["GET", "POST"])
+def operator(request: HttpRequest) -> HttpResponse:
+    user = selectors.access_operator(user=request.user)
+    form = InviteVendorForm(request.POST or None)
+    link = ""
+    if request.method == "POST" and form.is_valid():
+        invitation, token = vendors.invitation_create(
+            name=form.cleaned_data["name"], contact_email=form.cleaned_data["contact_email"], by=user
+        )
+        link = request.build_absolute_uri(reverse("vendor_register", args=[token]))
+        messages.success(request, f"{invitation.name} is invited. Send them the link below; it is shown only now.")
+        form = InviteVendorForm()
+    rows = [(vendor, vendors.credential_warning(vendor)) for vendor in selectors.operator_vendors()]
+    context = {
+        "form": form,
+        "link": link,
+        "rows": rows,
+        "invitations": selectors.operator_invitations()[:100],
+        "now": timezone.now(),
+        "days": vendors.INVITATION_DAYS,
+    }
+    return render(request, "tenants/operator.html", context, status=400 if form.errors else 200)
+
+
+@require_POST
+def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
+    selectors.access_operator(user=request.user)
+    invitation = get_object_or_404(VendorInvitation, pk=invitation_id)
+    vendors.invitation_revoke(invitation=invitation)
+    messages.success(request, f"The invitation of {invitation.name} is revoked: its link no longer works.")
+    return redirect("operator")
+
+
+# a vendor's administrators -------------------------------------------------------------------
+@require_http_methods(["GET", "POST"])
+def vendor_credentials(request: HttpRequest, slug: str) -> HttpResponse:
+    admin = selectors.access_vendor_admin(user=request.user, slug=slug)
+    vendor = admin.vendor
+    form = CredentialForm(request.POST or None, request.FILES or None, acs_required=False, entra_required=False)
+    if request.method == "POST" and form.is_valid():
+        try:
+            _prove(vendor, form)
+        except vendors.RegistrationRefused as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            vendor_credentials_replace(
+                vendor=vendor,
+                by=admin,
+                credential=form.credential,
+                acs_connection_string=form.cleaned_data.get("acs_connection_string") or "",
+            )
+            messages.success(request, "The new credentials work and are in use now. Remove the old ones in Azure.")
+            return redirect("vendor_credentials", vendor.slug)
+    context = {"vendor": vendor, "form": form, "warning": vendors.credential_warning(vendor)}
+    return render(request, "tenants/vendor_credentials.html", context, status=400 if form.errors else 200)
+
+
+def _prove(vendor: Vendor, form: CredentialForm) -> None:
+    """Each new credential live before it replaces the old one (RegistrationRefused says what fails)."""
+    if form.credential is not None:
+        if vendor.home_tenant_id is None:
+            raise vendors.RegistrationRefused("", "The app's home tenant is not known: the operator can set it.")
+        tenant = str(vendor.home_tenant_id)
+        app = vendors.app_with(client_id=str(vendor.entra_client_id), credential=form.credential)
+        vendors.credential_prove(app=app, credential=form.credential, tenant_id=tenant, tenant=tenant)
+    if form.cleaned_data.get("acs_connection_string"):
+        vendors.acs_prove(acs_connection_string=form.cleaned_data["acs_connection_string"])
+
+
+@require_http_methods(["GET", "POST"])
+def vendor_staff(request: HttpRequest, slug: str) -> HttpResponse:
+    admin = selectors.access_vendor_admin(user=request.user, slug=slug)
+    vendor = admin.vendor
+    form = InviteStaffForm(request.POST or None)
+    link = ""
+    if request.method == "POST" and form.is_valid():
+        invited, token = vendors.staff_invite(
+            vendor=vendor, email=form.cleaned_data["email"], role=form.cleaned_data["role"], by=admin
+        )
+        link = request.build_absolute_uri(reverse("vendor_join", args=[vendor.slug, token]))
+        messages.success(request, f"{invited.email} is invited. Send them the link below; it is shown only now.")
+        form = InviteStaffForm()
+    context = {
+        "vendor": vendor,
+        "me": admin,
+        "form": form,
+        "link": link,
+        "staff": selectors.vendor_staff(vendor=vendor),
+    }
+    return render(request, "tenants/vendor_staff.html", context, status=400 if form.errors else 200)
+
+
+@require_http_methods(["GET", "POST"])
+def staff_remove(request: HttpRequest, slug: str, membership_id: int) -> HttpResponse:
+    """Asks first (GET), removes on the confirmation (POST)."""
+    admin = selectors.access_vendor_admin(user=request.user, slug=slug)
+    member = get_object_or_404(VendorMembership, pk=membership_id, vendor=admin.vendor)
+    if request.method == "POST":
+        try:
+            vendors.staff_remove(membership=member, by=admin)
+        except vendors.LastAdmin:
+            messages.error(
+                request, "The last administrator can't be removed: make someone else an administrator first."
+            )
+            return redirect("vendor_staff", slug)
+        messages.success(request, f"{member.display_name or member.email} is removed from {admin.vendor.name}'s staff.")
+        if member.pk == admin.pk:
+            return redirect("home")
+        return redirect("vendor_staff", slug)
+    return render(request, "tenants/staff_remove.html", {"vendor": admin.vendor, "member": member})
