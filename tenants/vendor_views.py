@@ -4,6 +4,7 @@ app's and ACS's credentials (replaced without downtime), the staff (invited, rem
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -19,6 +20,9 @@ from tenants.services import vendor_credentials_replace
 # the operator --------------------------------------------------------------------------------
 @require_http_methods(["GET", "POST"])
 def operator(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_authenticated:
+        # The operator signs in with his password at the Django admin's sign-in.
+        return redirect_to_login(request.get_full_path(), login_url=reverse("admin:login"))
     user = selectors.access_operator(user=request.user)
     form = InviteVendorForm(request.POST or None)
     link = ""
