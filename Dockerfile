@@ -1,5 +1,6 @@
 # One image for the portal's processes (web, worker, beat) and devcloud: each container runs
-# lines of the Procfile, e.g. `honcho start --env /dev/null web worker beat`.
+# lines of the Procfile, e.g. `honcho start --env /dev/null web worker beat`, and
+# `python manage.py healthcheck web|worker|beat` checks it (docker-compose.production.yml).
 
 # The calling page's JavaScript, bundled from the npm packages into static/dist/.
 FROM node:20-slim AS assets
@@ -16,5 +17,7 @@ COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
 COPY --from=assets /app/static/dist static/dist
-RUN useradd --create-home portal && mkdir -p var && chown portal var
+# A fixed uid: Docker secrets mounted from files must be readable by it.
+RUN useradd --uid 1000 --create-home portal && mkdir -p var && chown portal var
 USER portal
+EXPOSE 8000

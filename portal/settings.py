@@ -211,6 +211,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     },
     # Disconnected tenants' subscriptions whose deletion a lost task left undone.
     "retry-subscription-removals": {"task": "chat.tasks.retry_subscription_removals", "schedule": 3600.0},
+    # `manage.py healthcheck beat` checks that this ran within 3 minutes (a worker runs it); a
+    # heartbeat not run within its minute is dropped rather than piling up while no worker runs.
+    "heartbeat": {"task": "core.tasks.heartbeat", "schedule": 60.0, "options": {"expires": 60}},
 }
 
 AUTHENTICATION_BACKENDS = [
@@ -252,6 +255,10 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Docker's healthcheck asks over plain HTTP from inside the container, past the TLS proxy.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
