@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
@@ -12,6 +13,7 @@ from starlette.routing import Route
 from devcloud import faults
 from devcloud.control_http import GENERATED_PASSWORD, bad, json_object, state_of
 from devcloud.directory import Tenant, User
+from devcloud.entra import control as entra_control
 from devcloud.entra import tokens
 from devcloud.graph import control as graph_control
 from devcloud.graph import subscriptions
@@ -29,6 +31,7 @@ def _tenant(state: State, ref: str) -> Tenant | None:
 
 async def directory(request: Request) -> Response:
     state = state_of(request)
+    now = dt.datetime.now(dt.UTC)
     tenants = [
         {
             "name": t.name,
@@ -56,6 +59,8 @@ async def directory(request: Request) -> Response:
             "home_tenant": a.home_tenant_id,
             "redirect_uris": list(a.redirect_uris),
             "required_scopes": list(a.required_scopes),
+            # Thumbprints, secret hints and expiry; never a secret.
+            "credentials": state.credentials[a.client_id].summary(now),
         }
         for a in state.directory.apps.values()
     ]
@@ -231,5 +236,6 @@ def routes() -> list[Any]:
         Route("/requests", requests_log, methods=["GET", "DELETE"]),
         Route("/counters", counters),
         Route("/tokens", mint_token, methods=["POST"]),
+        *entra_control.routes(),
         *graph_control.routes(),
     ]

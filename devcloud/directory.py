@@ -72,7 +72,8 @@ class Tenant:
 class App:
     name: str
     client_id: str
-    client_secret: str
+    # The seed's credentials; the live ones (rotated through the control API) are in State.credentials.
+    client_secret: str | None
     home_tenant_id: str
     multitenant: bool
     redirect_uris: tuple[str, ...]
@@ -82,6 +83,8 @@ class App:
     sign_in_audience: str = "AzureADMultipleOrgs"
     # The home tenant's admin granted the app's required scopes for the organization.
     home_tenant_consented: bool = False
+    # `certificates: "generate"`: a key and self-signed certificate devcloud creates in its state dir.
+    generate_certificate: bool = False
 
     @property
     def allows_personal_accounts(self) -> bool:
@@ -165,6 +168,15 @@ def _parse_connection_string(value: str, base_url: str) -> tuple[str, str]:
     return endpoint.rstrip("/"), parts["accesskey"]
 
 
+def _certificates_option(app: dict[str, Any]) -> bool:
+    value = app.get("certificates")
+    if value not in (None, "generate"):
+        raise ValueError(f'app {app["name"]}: certificates must be "generate" (or absent)')
+    if value is None and not app.get("client_secret"):
+        raise ValueError(f"app {app['name']}: needs a client_secret or certificates")
+    return value == "generate"
+
+
 def load_directory(seed_path: Path, *, port: int) -> Directory:
     raw = json.loads(seed_path.read_text())
     directory = Directory()
@@ -199,7 +211,7 @@ def load_directory(seed_path: Path, *, port: int) -> Directory:
         directory.apps[a["client_id"]] = App(
             name=a["name"],
             client_id=a["client_id"],
-            client_secret=a["client_secret"],
+            client_secret=a.get("client_secret"),
             home_tenant_id=home.id,
             multitenant=a.get("multitenant", True),
             redirect_uris=tuple(a.get("redirect_uris", ())),
@@ -207,6 +219,7 @@ def load_directory(seed_path: Path, *, port: int) -> Directory:
             directory_role_claims=a.get("directory_role_claims", True),
             sign_in_audience=a.get("sign_in_audience", "AzureADMultipleOrgs"),
             home_tenant_consented=a.get("home_tenant_consented", False),
+            generate_certificate=_certificates_option(a),
         )
     directory.seed_chats = list(raw.get("chats", ()))
     for r in raw.get("acs_resources", ()):

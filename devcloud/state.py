@@ -14,6 +14,8 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from devcloud import credentials
+from devcloud.credentials import AppCredentials
 from devcloud.directory import App, Directory, Tenant, User
 from devcloud.graph.store import ChatStore
 from devcloud.graph.throttle import Throttle
@@ -93,6 +95,7 @@ class State:
         self.base_url = base_url
         self.path = state_dir / "state.json"
         self.keys = KeyRing(state_dir / "signing-keys.json")
+        self.seed_credentials = {app.client_id: self._seed_credentials(app) for app in directory.apps.values()}
         self.acs_keys = KeyRing(state_dir / "acs-signing-keys.json")
         self._fernet = Fernet(self._secret())
         self.codes: dict[str, AuthCode] = {}
@@ -120,6 +123,14 @@ class State:
             path.write_bytes(Fernet.generate_key())
         return path.read_bytes()
 
+    def _seed_credentials(self, app: App) -> AppCredentials:
+        seeded = AppCredentials()
+        if app.client_secret:
+            seeded.secrets.append(credentials.seed_secret(app.client_id, app.client_secret))
+        if app.generate_certificate:
+            seeded.certificates.append(credentials.generated_certificate(self.state_dir, app.name, app.client_id))
+        return seeded
+
     def _reset_mutable(self) -> None:
         self.grants: dict[str, Grant] = {
             f"{app.home_tenant_id}:{app.client_id}": Grant(True, qualify(app.required_scopes))
@@ -134,6 +145,7 @@ class State:
         self.directory.tenants = dict(self.seed_tenants)
         self.generated_users: list[dict[str, Any]] = []
         self.subscriptions: dict[str, dict[str, Any]] = {}
+        self.credentials: dict[str, AppCredentials] = {k: c.copy() for k, c in self.seed_credentials.items()}
 
     def _load(self, data: dict[str, Any]) -> None:
         self.grants = {k: Grant.from_json(v) for k, v in data.get("grants", {}).items()}
@@ -145,6 +157,16 @@ class State:
         for request in data.get("generated_users", []):
             self.add_users(**request)
         self.subscriptions = data.get("subscriptions", {})
+        # Apps the seed gained since the state was saved keep their seeded credentials.
+        for client_id, saved in data.get("credentials", {}).items():
+            if client_id in self.credentials:
+                self.credentials[client_id] = self._loaded_credentials(client_id, AppCredentials.from_json(saved))
+
+    def _loaded_credentials(self, client_id: str, loaded: AppCredentials) -> AppCredentials:
+        # A generated certificate renewed on start (it had expired) takes the place of the one it renews.
+        for generated in self.seed_credentials[client_id].certificates:
+            loaded.certificates = [generated if c.files == generated.files else c for c in loaded.certificates]
+        return loaded
 
     def save(self) -> None:
         data = {
@@ -156,6 +178,7 @@ class State:
             "acs_identities": self.acs_identities,
             "generated_users": self.generated_users,
             "subscriptions": self.subscriptions,
+            "credentials": {k: c.to_json() for k, c in self.credentials.items()},
         }
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1))
@@ -207,6 +230,31 @@ class State:
             self.grants[key].admin_scopes.clear()
             self.grants[key].user_scopes.clear()
         self.save()
+
+    # app credentials (Certificates & secrets) ----------------------------------------
+    def add_certificate(self, app: App, certificate: credentials.Certificate) -> None:
+        self.credentials[app.client_id].certificates.append(certificate)
+        self.save()
+
+    def remove_certificate(self, app: App, thumbprint: str) -> credentials.Certificate | None:
+        held = self.credentials[app.client_id]
+        found = held.certificate(sha1=thumbprint) or held.certificate(sha256=thumbprint)
+        if found is not None:
+            held.certificates.remove(found)
+            self.save()
+        return found
+
+    def add_secret(self, app: App, secret: credentials.Secret) -> None:
+        self.credentials[app.client_id].secrets.append(secret)
+        self.save()
+
+    def remove_secret(self, app: App, key_id: str) -> credentials.Secret | None:
+        held = self.credentials[app.client_id]
+        found = next((s for s in held.secrets if s.key_id == key_id.lower()), None)
+        if found is not None:
+            held.secrets.remove(found)
+            self.save()
+        return found
 
     # users ---------------------------------------------------------------------------
     def is_enabled(self, user: User) -> bool:

@@ -4,7 +4,6 @@ app's and ACS's credentials (replaced without downtime), the staff (invited, rem
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -20,9 +19,7 @@ from tenants.services import vendor_credentials_replace
 # the operator --------------------------------------------------------------------------------
 @require_http_methods(["GET", "POST"])
 def operator(request: HttpRequest) -> HttpResponse:
-    if not request.user.is_authenticated:
-        # The operator signs in with his password at the Django admin's sign-in.
-        return redirect_to_login(request.get_full_path(), login_url=reverse("admin:login"))
+    # The operator signs in at the Django admin first (/admin/); to anyone else this is a 404.
     user = selectors.access_operator(user=request.user)
     form = InviteVendorForm(request.POST or None)
     link = ""

@@ -25,11 +25,22 @@ CONTOSO_TENANT = "e621b26d-5db8-4fa0-b36d-9540d4267a40"
 CONTOSO_APP = "85d2ab3f-c604-4d0d-841d-1b66ee5b1d94"
 CONTOSO_SECRET = "TIs3zMK0sL62jKRbZ04SZUWob-x1yaYwUlX9ib0A"
 LITWARE_APP = "92672a41-15c4-4972-8d7c-9e8b0a2cdcc2"
+TAILSPIN_TENANT = "e6856b7e-fe64-4ffc-b565-f1650a0ff5ea"
+TAILSPIN_DOMAIN = "tailspin.example"
+TAILSPIN_APP = "535b6039-8988-40a2-b397-f24a00122146"
+TAILSPIN_SECRET = "yBf8Q~A9GhPW3G~iuGOFSUatRmHOx0QppkcSPcBp"
+TAILSPIN_ACS_RESOURCE = "75f6bf23-1ca6-49d9-8ff1-a404c8fe0ff8"
+TAILSPIN_ACS_KEY = "YOS4AL9JxyzMRLXqgryAXi2mSqe6DQdTIBO599PJKY0="
+TAILSPIN_ACS_INDEX = 2  # its place in /_devcloud/directory's acs_resources
+# The key and self-signed certificate devcloud generates for Tailspin Teams, relative to its state dir.
+TAILSPIN_KEY_FILE = "apps/tailspin-teams.key.pem"
+TAILSPIN_CERTIFICATE_FILE = "apps/tailspin-teams.cert.pem"
 PASSWORDS = {
     "fabrikam.example": "Fabrikam-Demo-1",
     "northwind.example": "Northwind-Demo-1",
     "contoso.example": "Contoso-Demo-1",
     "outlook.example": "Personal-Demo-1",
+    "tailspin.example": "Tailspin-Demo-1",
 }
 USERS = {
     "alice": ("alice@fabrikam.example", "c6cf7057-2afb-4445-aecf-cfd5aff908d0"),
@@ -40,6 +51,8 @@ USERS = {
     "dave": ("dave@fabrikam.example", "4fe8cc3c-0083-464d-b886-b7e49891ca71"),
     "charlie": ("charlie@northwind.example", "f90a3aff-fb28-4e58-b059-cbbac548ad76"),
     "pat": ("pat@outlook.example", "6909d3db-f69e-4871-8022-026efca8a482"),
+    "tanya": ("admin@tailspin.example", "701a042c-4fd3-4349-95b4-6866d028eda6"),
+    "sam": ("sam@tailspin.example", "6936c327-0e33-47b2-bd82-07e26220e4f0"),
 }
 ACS_SCOPES = [
     "https://auth.msft.communication.azure.com/Teams.ManageCalls",

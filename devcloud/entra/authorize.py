@@ -93,13 +93,22 @@ def _error_redirect(txn: dict[str, str], err: errors.EntraError, **extra: str) -
     return _finish(txn, params)
 
 
-def needed_scopes(txn: dict[str, str], app: App) -> set[str]:
+def needed_scopes(txn: dict[str, str], app: App, consented: set[str] | None = None) -> set[str]:
+    """The permissions to consent to. `.default` is static consent: every permission the app's
+    registration requires, for all its APIs (not only the resource named), whenever consent is
+    needed. At /authorize it is not needed while the user holds a permission of each `.default`
+    resource already, unless `prompt=consent`; at /adminconsent (`consented` None) it always is."""
     parsed = sc.parse(txn["scope"])
     needed = parsed.qualified()
-    required = sc.qualify(app.required_scopes)
-    for resource in parsed.default_for:
-        needed |= {s for s in required if s.startswith(resource + "/")}
-    return needed
+    if not parsed.default_for:
+        return needed
+    if (
+        consented is not None
+        and txn.get("prompt") != "consent"
+        and all(sc.for_resource(consented, resource) for resource in parsed.default_for)
+    ):
+        return needed
+    return needed | sc.qualify(app.required_scopes)
 
 
 # /authorize ---------------------------------------------------------------------------
@@ -206,8 +215,9 @@ def _after_sign_in(state: State, txn: dict[str, str], app: App, user: User) -> R
     txn = {**txn, "user": user.id}
     if txn["kind"] == "adminconsent":
         return _admin_consent_page(state, txn, app, user)
-    needed = needed_scopes(txn, app)
-    missing = needed - state.consented_scopes(user, app)
+    consented = state.consented_scopes(user, app)
+    needed = needed_scopes(txn, app, consented)
+    missing = needed - consented
     if not missing and txn.get("prompt") != "consent":
         return _issue_code(state, txn, app, user)
     if txn.get("prompt") == "none":

@@ -351,3 +351,148 @@ def tenant_required_for_client_credentials(tenant: str) -> EntraError:
         900023,
         f"Specified tenant identifier '{tenant}' is neither a valid DNS name, nor a valid external domain.",
     )
+
+
+# Client authentication: secrets and certificate credentials (client assertions) --------------
+_CERTIFICATE_DOCS = (
+    "Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials ."
+)
+
+
+def missing_client_credentials(grant_type: str) -> EntraError:
+    if grant_type == "client_credentials":
+        return EntraError(
+            "invalid_client",
+            7000216,
+            "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.",
+            status=401,
+        )
+    return missing_client_secret()
+
+
+def client_secret_expired(client_id: str) -> EntraError:
+    return EntraError(
+        "invalid_client",
+        7000222,
+        f"The provided client secret keys for app '{client_id}' are expired. Visit the Azure portal to create "
+        "new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for "
+        "added security: https://aka.ms/certCreds.",
+        status=401,
+    )
+
+
+def two_client_credentials() -> EntraError:
+    # Not confirmed against Entra: RFC 6749 (5.2) makes a second client authentication method an
+    # invalid_request; Entra's generic code for a malformed request is 9002313.
+    return EntraError("invalid_request", 9002313, "Invalid request. Request is malformed or invalid.")
+
+
+def unexpected_assertion_type() -> EntraError:
+    return EntraError("invalid_request", 90011, "Unexpected client assertion type.")
+
+
+def malformed_assertion() -> EntraError:
+    return EntraError("invalid_request", 50027, "JWT token is invalid or malformed.")
+
+
+def assertion_claim_missing(name: str) -> EntraError:
+    return EntraError(
+        "invalid_request",
+        90014,
+        f"The required field '{name}' is missing from the credential. Ensure that you have all the necessary "
+        "parameters for the login request.",
+    )
+
+
+def assertion_algorithm(alg: str, supported: str) -> EntraError:
+    return EntraError(
+        "invalid_client",
+        5002738,
+        f"Invalid JWT token. '{alg}' is not a supported signature algorithm. Supported signing algorithms are: '{supported}'",
+        status=401,
+    )
+
+
+def assertion_without_thumbprint() -> EntraError:
+    return EntraError(
+        "invalid_client",
+        5002723,
+        "Invalid JWT token. No certificate SHA-1 thumbprint, certificate SHA-256 thumbprint, nor keyId specified "
+        "in token header.",
+        status=401,
+    )
+
+
+def assertion_other_client() -> EntraError:
+    return EntraError(
+        "invalid_client",
+        700021,
+        f"Client assertion application identifier doesn't match 'client_id' parameter. {_CERTIFICATE_DOCS}",
+        status=401,
+    )
+
+
+def assertion_subject_mismatch() -> EntraError:
+    return EntraError("invalid_client", 50048, "Subject mismatches Issuer claim in the client assertion.", status=401)
+
+
+def assertion_audience() -> EntraError:
+    return EntraError(
+        "invalid_client",
+        700023,
+        f"Client assertion audience claim does not match Realm issuer. {_CERTIFICATE_DOCS}",
+        status=401,
+    )
+
+
+def _assertion_time(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
+
+
+def assertion_time_range(now: dt.datetime, valid_from: dt.datetime, expires: dt.datetime) -> EntraError:
+    return EntraError(
+        "invalid_client",
+        700024,
+        f"Client assertion is not within its valid time range. Current time: {_assertion_time(now)}, assertion "
+        f"valid from {_assertion_time(valid_from)}, expiry time of assertion {_assertion_time(expires)}. "
+        + _CERTIFICATE_DOCS,
+        status=401,
+    )
+
+
+def _configured_keys(client_id: str) -> str:
+    return (
+        "Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id "
+        f"'{client_id}'. Review the documentation at https://docs.microsoft.com/en-us/graph/deployments to "
+        "determine the corresponding service endpoint and "
+        "https://docs.microsoft.com/en-us/graph/api/application-get?view=graph-rest-1.0&tabs=http to build a "
+        f"query request URL, such as 'https://graph.microsoft.com/beta/applications/{client_id}'"
+    )
+
+
+def assertion_key_not_found(thumbprint: str, client_id: str) -> EntraError:
+    return EntraError(
+        "invalid_client",
+        700027,
+        "The certificate with identifier used to sign the client assertion is not registered on application. "
+        f"[Reason - The key was not found., Thumbprint of key used by client: '{thumbprint}', "
+        f"{_configured_keys(client_id)}].",
+        status=401,
+    )
+
+
+def _found_key(start: dt.datetime, end: dt.datetime) -> str:
+    return f"Found key 'Start={start:%m/%d/%Y %H:%M:%S}, End={end:%m/%d/%Y %H:%M:%S}'"
+
+
+def assertion_invalid_signature(
+    reason: str, thumbprint: str, start: dt.datetime, end: dt.datetime, client_id: str
+) -> EntraError:
+    """A registered key that may not be used (expired, not yet valid) or whose signature does not verify."""
+    return EntraError(
+        "invalid_client",
+        700027,
+        f"Client assertion contains an invalid signature. [Reason - {reason}, Thumbprint of key used by client: "
+        f"'{thumbprint}', {_found_key(start, end)}, {_configured_keys(client_id)}].",
+        status=401,
+    )

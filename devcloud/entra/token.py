@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from devcloud import scopes as sc
 from devcloud.directory import App, Tenant, User
-from devcloud.entra import errors, tokens
+from devcloud.entra import assertion, errors, tokens
 from devcloud.entra.authorize import pkce_matches, resolve_authority
 from devcloud.state import State
 
@@ -38,18 +38,44 @@ def _client_credentials(request: Request, form: dict[str, str]) -> tuple[str, st
     return form.get("client_id", ""), form.get("client_secret")
 
 
-def _authenticate(state: State, request: Request, form: dict[str, str], tenant_name: str) -> App:
+def _authenticate(state: State, request: Request, form: dict[str, str], authority: Tenant | str, name: str) -> App:
+    """The app, authenticated by one of its secrets or by an assertion signed with one of its certificates."""
     client_id, secret = _client_credentials(request, form)
     if not client_id:
         raise errors.missing_parameter("client_id")
     app = state.directory.apps.get(client_id)
     if app is None:
-        raise errors.app_not_found(client_id, tenant_name)
-    if secret is None or secret == "":
-        raise errors.missing_client_secret()
-    if not secrets.compare_digest(secret, app.client_secret):
-        raise errors.invalid_client_secret(client_id)
+        raise errors.app_not_found(client_id, name)
+    client_assertion = form.get("client_assertion", "")
+    if secret and client_assertion:
+        raise errors.two_client_credentials()
+    if client_assertion:
+        _check_assertion(state, request, app, form, authority)
+    elif secret:
+        _check_secret(state, app, secret)
+    else:
+        raise errors.missing_client_credentials(form.get("grant_type", ""))
     return app
+
+
+def _check_secret(state: State, app: App, secret: str) -> None:
+    now = dt.datetime.now(dt.UTC)
+    matching = [s for s in state.credentials[app.client_id].secrets if secrets.compare_digest(secret, s.value)]
+    if not matching:
+        raise errors.invalid_client_secret(app.client_id)
+    if all(s.expired(now) for s in matching):
+        raise errors.client_secret_expired(app.client_id)
+
+
+def _check_assertion(state: State, request: Request, app: App, form: dict[str, str], authority: Tenant | str) -> None:
+    assertion_type = form.get("client_assertion_type", "")
+    if not assertion_type:
+        raise errors.missing_parameter("client_assertion_type")
+    if assertion_type != assertion.JWT_BEARER:
+        raise errors.unexpected_assertion_type()
+    # `aud` names the token endpoint at the host the client reached (or devcloud's own base URL).
+    origins = {str(request.base_url).rstrip("/").lower(), state.base_url.lower()}
+    assertion.verify(state, app, form["client_assertion"], authority=authority, origins=origins)
 
 
 def _one_resource(scope: str) -> tuple[sc.Scopes, str]:
@@ -212,7 +238,7 @@ async def token(request: Request) -> Response:
         if authority is None:
             raise errors.tenant_not_found(tenant_ref)
         name = authority.display_name if isinstance(authority, Tenant) else tenant_ref
-        app = _authenticate(state, request, form, name)
+        app = _authenticate(state, request, form, authority, name)
         grant_type = form.get("grant_type", "")
         if grant_type == "authorization_code":
             return _authorization_code(state, app, form, authority)

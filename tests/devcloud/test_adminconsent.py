@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+import jwt
 import pytest
 
-from tests.devcloud.conftest import msal_app
+from tests.devcloud.certificates import certificate_app, tailspin_generated, with_certificate
+from tests.devcloud.conftest import REDIRECT_URI, msal_app
 from tests.devcloud.test_entra_msal import auth_code_flow
-from tests.devcloud_server import CONTOSO_APP, FABRIKAM, USERS, DevCloud, sign_in
+from tests.devcloud_server import ACS_SCOPES, CONTOSO_APP, FABRIKAM, TAILSPIN_APP, USERS, DevCloud, sign_in
 
 CALLBACK = "http://localhost:8000/onboarding/callback/"
 SCOPE = "https://graph.microsoft.com/.default"
@@ -65,3 +67,63 @@ def test_explicit_scopes_are_granted_as_listed(devcloud: DevCloud) -> None:
     assert params["scope"] == scope
     grants = devcloud.control("GET", "/directory")["grants"][f"{FABRIKAM}:{CONTOSO_APP}"]
     assert sorted(grants["admin_scopes"]) == sorted(scope.split())
+
+
+# `.default` is static consent: every permission the registration requires, for all its APIs -------
+REQUIRED = {
+    "https://auth.msft.communication.azure.com/Teams.ManageCalls",
+    "https://auth.msft.communication.azure.com/Teams.ManageChats",
+    "https://graph.microsoft.com/User.Read",
+    "https://graph.microsoft.com/Chat.ReadWrite",
+    "https://graph.microsoft.com/ChatMessage.Send",
+}
+
+
+def _scp(token: dict[str, object] | None) -> set[str]:
+    assert token is not None and "access_token" in token, token
+    return set(jwt.decode(str(token["access_token"]), options={"verify_signature": False})["scp"].split())
+
+
+def test_default_admin_consent_grants_every_required_scope_of_graph_and_acs(devcloud: DevCloud) -> None:
+    params = sign_in(devcloud, admin_consent_url(devcloud), USERS["alice"][0]).params
+    assert params["admin_consent"] == "True"
+    grants = devcloud.control("GET", "/directory")["grants"][f"{FABRIKAM}:{CONTOSO_APP}"]
+    assert set(grants["admin_scopes"]) == REQUIRED
+    # A member signs in for Graph without a consent page, then gets either resource silently.
+    app = msal_app(devcloud)
+    assert "access_token" in auth_code_flow(devcloud, app, "bob", scopes=["User.Read"], consent=None)
+    account = app.get_accounts()[0]
+    assert _scp(app.acquire_token_silent(ACS_SCOPES, account=account)) == {"Teams.ManageCalls", "Teams.ManageChats"}
+    graph = app.acquire_token_silent([SCOPE], account=account)
+    assert _scp(graph) == {"User.Read", "Chat.ReadWrite", "ChatMessage.Send"}
+
+
+def test_default_consent_at_authorize_by_an_admin_covers_every_resource(devcloud: DevCloud) -> None:
+    app = msal_app(devcloud)
+    flow = app.initiate_auth_code_flow([SCOPE], redirect_uri=REDIRECT_URI)
+    page = sign_in(devcloud, flow["auth_uri"], USERS["alice"][0], consent=None).page or ""
+    assert "Teams.ManageChats" in page
+    params = sign_in(devcloud, flow["auth_uri"], USERS["alice"][0], tenant_wide=True).params
+    assert "access_token" in app.acquire_token_by_auth_code_flow(flow, params)
+    grants = devcloud.control("GET", "/directory")["grants"][f"{FABRIKAM}:{CONTOSO_APP}"]
+    assert set(grants["admin_scopes"]) == REQUIRED
+
+
+def test_default_at_authorize_asks_nothing_once_the_resource_holds_a_permission(devcloud: DevCloud) -> None:
+    devcloud.grant_consent(FABRIKAM, scopes=["https://graph.microsoft.com/User.Read"])
+    result = auth_code_flow(devcloud, msal_app(devcloud), "bob", scopes=[SCOPE], consent=None)
+    assert _scp(result) == {"User.Read"}
+
+
+def test_a_customer_admin_consents_tailspin_which_then_signs_in_by_certificate(devcloud: DevCloud) -> None:
+    params = sign_in(devcloud, admin_consent_url(devcloud, client_id=TAILSPIN_APP), USERS["april"][0]).params
+    assert params["tenant"] == FABRIKAM
+    credential = with_certificate(tailspin_generated(devcloud))
+    app = certificate_app(devcloud, TAILSPIN_APP, credential)
+    flow = app.initiate_auth_code_flow(["User.Read"], redirect_uri=REDIRECT_URI)
+    result = app.acquire_token_by_auth_code_flow(flow, sign_in(devcloud, flow["auth_uri"], USERS["bob"][0]).params)
+    assert "access_token" in result, result
+    account = app.get_accounts()[0]
+    assert _scp(app.acquire_token_silent(ACS_SCOPES, account=account)) == {"Teams.ManageCalls", "Teams.ManageChats"}
+    daemon = certificate_app(devcloud, TAILSPIN_APP, credential, authority=FABRIKAM)
+    assert "access_token" in daemon.acquire_token_for_client(["https://auth.msft.communication.azure.com/.default"])

@@ -14,7 +14,7 @@ from integrations import entra
 from tenants import services, vendors
 from tenants.forms import CredentialForm
 from tenants.models import Vendor
-from tests.certificates import make_certificate
+from tests.devcloud.certificates import make_key_pair
 
 
 def upload(text: str, name: str = "x.pem") -> SimpleUploadedFile:
@@ -28,7 +28,7 @@ def certificate_form(key: str, certificate: str) -> CredentialForm:
 
 
 def test_a_certificate_and_its_key_make_a_credential_with_thumbprint_and_expiry() -> None:
-    made = make_certificate(days=90)
+    made = make_key_pair(days=90)
     form = certificate_form(made.key_pem, made.certificate_pem)
     assert form.is_valid(), form.errors
     assert form.credential is not None and form.credential.certificate is not None
@@ -48,7 +48,7 @@ def test_a_certificate_and_its_key_make_a_credential_with_thumbprint_and_expiry(
     ],
 )
 def test_a_certificate_that_cannot_work_is_refused_before_anything_is_sent(case: str, message: str) -> None:
-    made, other = make_certificate(), make_certificate()
+    made, other = make_key_pair(), make_key_pair()
     key, certificate = made.key_pem, made.certificate_pem
     if case == "key_of_another_certificate":
         key = other.key_pem
@@ -78,7 +78,7 @@ def test_a_secret_needs_its_expiry_and_an_expired_one_is_refused() -> None:
 
 
 def test_an_expired_certificate_is_refused_before_entra_is_asked() -> None:
-    made = make_certificate(days=-1, valid_from_days=-30)
+    made = make_key_pair(days=-1, valid_from_days=-30)
     certificate = entra.certificate_from_pem(private_key=made.key_pem, certificate=made.certificate_pem)
     credential = services.AppCredential(certificate=certificate)
     app = vendors.app_with(client_id=str(uuid.uuid4()), credential=credential)
