@@ -214,7 +214,8 @@ def staff_sign_in(*, vendor: Vendor, claims: IdTokenClaims) -> VendorMembership 
         membership.user.set_unusable_password()
         membership.user.save(update_fields=["password"])
     membership.display_name = claims.name[:200]
-    membership.save(update_fields=["user", "display_name"])
+    membership.email = claims.preferred_username[:320].lower()  # display only: (tid, oid) identify
+    membership.save(update_fields=["user", "display_name", "email"])
     audit(vendor=vendor, kind=AuditEvent.Kind.SIGN_IN, tid=claims.tid, oid=claims.oid, staff=True)
     return membership
 

@@ -15,6 +15,15 @@ from tenants.forms import CredentialForm, InviteStaffForm, InviteVendorForm
 from tenants.models import Vendor, VendorInvitation, VendorMembership
 from tenants.services import vendor_credentials_replace
 
+# An invitation's link is shown once, on the page the POST redirects to (so that a reload does
+# not invite again); meanwhile it waits in the session.
+LINK_KEY = "invitation_link"
+
+
+def _show_once(request: HttpRequest, link: str, redirect_to: str) -> HttpResponse:
+    request.session[LINK_KEY] = link
+    return redirect(redirect_to)
+
 
 # the operator --------------------------------------------------------------------------------
 @require_http_methods(["GET", "POST"])
@@ -22,14 +31,13 @@ def operator(request: HttpRequest) -> HttpResponse:
     # The operator signs in at the Django admin first (/admin/); to anyone else this is a 404.
     user = selectors.access_operator(user=request.user)
     form = InviteVendorForm(request.POST or None)
-    link = ""
     if request.method == "POST" and form.is_valid():
         invitation, token = vendors.invitation_create(
             name=form.cleaned_data["name"], contact_email=form.cleaned_data["contact_email"], by=user
         )
-        link = request.build_absolute_uri(reverse("vendor_register", args=[token]))
         messages.success(request, f"{invitation.name} is invited. Send them the link below; it is shown only now.")
-        form = InviteVendorForm()
+        return _show_once(request, request.build_absolute_uri(reverse("vendor_register", args=[token])), "operator")
+    link = request.session.pop(LINK_KEY, "")
     rows = [(vendor, vendors.credential_warning(vendor)) for vendor in selectors.operator_vendors()]
     context = {
         "form": form,
@@ -92,14 +100,18 @@ def vendor_staff(request: HttpRequest, slug: str) -> HttpResponse:
     admin = selectors.access_vendor_admin(user=request.user, slug=slug)
     vendor = admin.vendor
     form = InviteStaffForm(request.POST or None)
-    link = ""
     if request.method == "POST" and form.is_valid():
-        invited, token = vendors.staff_invite(
-            vendor=vendor, email=form.cleaned_data["email"], role=form.cleaned_data["role"], by=admin
-        )
-        link = request.build_absolute_uri(reverse("vendor_join", args=[vendor.slug, token]))
-        messages.success(request, f"{invited.email} is invited. Send them the link below; it is shown only now.")
-        form = InviteStaffForm()
+        try:
+            invited, token = vendors.staff_invite(
+                vendor=vendor, email=form.cleaned_data["email"], role=form.cleaned_data["role"], by=admin
+            )
+        except vendors.AlreadyStaff:
+            form.add_error("email", "This address is on the staff already.")
+        else:
+            messages.success(request, f"{invited.email} is invited. Send them the link below; it is shown only now.")
+            link = request.build_absolute_uri(reverse("vendor_join", args=[vendor.slug, token]))
+            return _show_once(request, link, reverse("vendor_staff", args=[vendor.slug]))
+    link = request.session.pop(LINK_KEY, "") if request.method == "GET" else ""
     context = {
         "vendor": vendor,
         "me": admin,

@@ -357,11 +357,19 @@ class JoinRefused(Exception):
     """Why a staff invitation was not accepted by this sign-in (a reason the refusal page explains)."""
 
 
+class AlreadyStaff(Exception):
+    """Someone with this address is on the vendor's staff already."""
+
+
 def staff_invite(*, vendor: Vendor, email: str, role: str, by: VendorMembership) -> tuple[VendorMembership, str]:
-    """An invitation to the vendor's staff, and its link's token (shown once). Audited."""
+    """An invitation to the vendor's staff, and its link's token (shown once); inviting an address
+    again replaces its open invitation's link. Audited."""
+    email = email.strip().lower()
+    if VendorMembership.objects.filter(vendor=vendor, email=email).exclude(tid=None).exists():
+        raise AlreadyStaff(email)
     token = secrets.token_urlsafe(32)
-    membership = VendorMembership.objects.create(
-        vendor=vendor, email=email.strip().lower(), role=role, invite_token_hash=token_hash(token)
+    membership, _ = VendorMembership.objects.update_or_create(
+        vendor=vendor, email=email, tid=None, defaults={"role": role, "invite_token_hash": token_hash(token)}
     )
     audit(vendor=vendor, kind=AuditEvent.Kind.STAFF_INVITED, oid=str(by.oid or ""), email=membership.email, role=role)
     return membership, token

@@ -180,7 +180,7 @@ def test_the_operator_invites_and_revokes_and_nobody_else_sees_the_page(devcloud
     operator = get_user_model().objects.create_superuser("operator", password="x")
     client = Client(SERVER_NAME="localhost")
     client.force_login(operator)
-    page = client.post("/operator/", {"name": "Tailspin", "contact_email": "admin@tailspin.example"})
+    page = client.post("/operator/", {"name": "Tailspin", "contact_email": "admin@tailspin.example"}, follow=True)
     link = re.search(r'id="invitation-link">([^<]+)<', page.content.decode())
     assert link is not None and link.group(1).startswith("http://localhost/vendors/register/")
     invitation = VendorInvitation.objects.get()

@@ -26,7 +26,7 @@ def cora(devcloud_settings: DevCloud) -> Person:
 
 
 def invite(admin: Person, email: str, role: str = "staff") -> str:
-    page = admin.client.post("/vendor/contoso/staff/", {"email": email, "role": role})
+    page = admin.client.post("/vendor/contoso/staff/", {"email": email, "role": role}, follow=True)
     assert page.status_code == 200, page.content[:500]
     link = re.search(r'id="invitation-link">([^<]+)<', page.content.decode())
     assert link is not None
@@ -97,3 +97,16 @@ def test_staff_pages_are_404_for_other_vendors_and_their_customers(cora: Person,
         for url in ("/vendor/contoso/staff/", "/vendor/contoso/credentials/", "/operator/"):
             assert outsider.client.get(url).status_code == 404, (outsider.upn, url)
             assert outsider.client.post(url).status_code == 404, (outsider.upn, url)
+
+
+def test_an_invitation_link_is_shown_once_and_an_address_is_invited_once(
+    cora: Person, devcloud_settings: DevCloud
+) -> None:
+    first = invite(cora, "sam@contoso.example")
+    again = cora.client.get("/vendor/contoso/staff/").content.decode()
+    assert 'id="invitation-link"' not in again  # a reload shows it no more, and invites nobody
+    second = invite(cora, "sam@contoso.example")
+    assert first != second and cora.client.get(first).status_code == 404  # the new link replaces the old
+    assert VendorMembership.objects.filter(vendor__slug="contoso", email="sam@contoso.example").count() == 1
+    staff = cora.client.post("/vendor/contoso/staff/", {"email": "support@contoso.example", "role": "staff"})
+    assert staff.status_code == 400 and b"on the staff already" in staff.content
