@@ -78,6 +78,11 @@ def unseal(sealed: str, *, context: str) -> str:
         raise DecryptionError("the value does not decrypt in this context") from exc
 
 
+def digest(token: str) -> str:
+    """The SHA-256 (hex) of a link's token: what is kept of it, to find it by, never the token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def current_prefix() -> str:
     """How every value sealed with the newest key begins."""
     return f"{VERSION}.{keys()[0].id}."

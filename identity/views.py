@@ -23,7 +23,7 @@ from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.debug import sensitive_variables
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.http import safe_next
@@ -34,9 +34,10 @@ from identity.id_tokens import InvalidIdToken, validate_id_token
 from identity.signals import member_signed_in
 from integrations import entra
 from integrations.entra import IdTokenClaims
-from tenants import selectors, services, vendors
+from tenants import registration, selectors, services, staff
 from tenants.forms import RegistrationForm
-from tenants.models import CONSENT_ROLES, AuditEvent, TenantUser, Vendor, VendorInvitation
+from tenants.models import CONSENT_ROLES, AuditEvent, TenantUser, Vendor, VendorInvitation, VendorMembership
+from tenants.proofs import RegistrationRefused
 from tenants.scopes import ACS_RESOURCE, DEFAULT_REQUESTED_SCOPES, GRAPH_RESOURCE, SIGN_IN_SCOPES
 
 FLOW_KEY = "entra_flow"
@@ -240,31 +241,35 @@ def onboarding_callback(request: HttpRequest) -> HttpResponse:
 
 # a vendor registers itself ----------------------------------------------------------------------
 @sensitive_variables("proven")
+@sensitive_post_parameters("client_secret", "acs_connection_string")
 @require_http_methods(["GET", "POST"])
 def register(request: HttpRequest, token: str) -> HttpResponse:
     """An invited vendor's admin: what to set up in Azure, then the app's credentials and ACS
-    connection string, each proven live; then he signs in through the app itself."""
+    connection string, each proven live; then he signs in through the app itself.
+
+    Answers 200 even to a refused form: Django logs the paths of 4xx answers, and this one holds
+    the invitation's token."""
     invitation = selectors.invitation_for_token(token)
-    problem = vendors.invitation_problem(invitation)
+    problem = registration.invitation_problem(invitation=invitation)
     if problem is not None:
-        return render(request, "identity/invitation_unusable.html", {"problem": problem}, status=410)
+        return render(request, "identity/invitation_unusable.html", {"problem": problem})
     form = RegistrationForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid() and form.credential is not None:
         try:
-            proven = vendors.registration_prove(
+            proven = registration.registration_prove(
                 tenant=form.cleaned_data["tenant"].strip(),
                 client_id=str(form.cleaned_data["client_id"]),
                 credential=form.credential,
                 acs_connection_string=form.cleaned_data["acs_connection_string"].strip(),
             )
-        except vendors.RegistrationRefused as exc:
+        except RegistrationRefused as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
-            vendors.registration_hold(invitation=invitation, proven=proven)
+            registration.registration_hold(invitation=invitation, proven=proven)
             state = {"purpose": "register", "invitation": invitation.pk, "token": token}
             return _begin(request, app=proven.app, scopes=STAFF_SCOPES, state=state)
     context = {"invitation": invitation, "form": form, "setup": _entra_setup(request)}
-    return render(request, "identity/register.html", context, status=400 if form.errors else 200)
+    return render(request, "identity/register.html", context)
 
 
 def _entra_setup(request: HttpRequest) -> dict[str, Any]:
@@ -283,24 +288,35 @@ def _entra_setup(request: HttpRequest) -> dict[str, Any]:
 @sensitive_variables("pending", "proven")
 def _registered(request: HttpRequest, pending: dict[str, Any]) -> HttpResponse:
     invitation = VendorInvitation.objects.filter(pk=int(pending.get("invitation") or 0)).first()
-    proven = vendors.registration_pending(invitation) if invitation is not None else None
+    retry = reverse("vendor_register", args=[str(pending.get("token", "-"))])
+    proven = registration.registration_pending(invitation=invitation) if invitation is not None else None
     if invitation is None or proven is None:
-        return refused(request, vendor=None, reason="registration_expired", status=400)
-    retry = reverse("vendor_register", args=[pending.get("token", "")])
-    if "error" in request.GET:
-        return refused(request, vendor=None, reason="entra_declined", status=403, retry_url=retry)
+        return refused(request, vendor=None, reason="registration_expired", status=400, retry_url=retry)
     try:
-        result = entra.finish_sign_in(proven.app, flow=pending["flow"], params=request.GET.dict())
-        claims = validate_id_token(result.id_token, client_id=proven.client_id, nonce=result.nonce)
-        admin = vendors.registration_complete(invitation=invitation, proven=proven, claims=claims)
-    except (entra.EntraError, InvalidIdToken):
-        return refused(request, vendor=None, reason="entra_error", status=400, retry_url=retry)
-    except vendors.RegistrationRefused as exc:
+        admin, claims = _register_signed_in(request, invitation=invitation, proven=proven, flow=pending["flow"])
+    except RegistrationRefused as exc:
+        # Nothing of a refused registration is kept: its secrets go now.
+        registration.registration_forget(invitation=invitation)
         return refused(request, vendor=None, reason="registration_refused", detail=exc.message, retry_url=retry)
     if not claims.wids:
         messages.warning(request, WIDS_MISSING)
     messages.success(request, f"{admin.vendor.name} is registered. Send your customers the onboarding link below.")
     return _login(request, cast(User, admin.user), reverse("vendor_dashboard", args=[admin.vendor.slug]))
+
+
+@sensitive_variables("proven", "result")
+def _register_signed_in(
+    request: HttpRequest, *, invitation: VendorInvitation, proven: registration.Proven, flow: dict[str, Any]
+) -> tuple[VendorMembership, IdTokenClaims]:
+    """The admin back from signing in through the app: the vendor registered, or RegistrationRefused."""
+    if "error" in request.GET:
+        raise RegistrationRefused("", "Microsoft Entra ID did not complete your sign-in through the app.")
+    try:
+        result = entra.finish_sign_in(proven.app, flow=flow, params=request.GET.dict())
+        claims = validate_id_token(result.id_token, client_id=proven.client_id, nonce=result.nonce)
+    except (entra.EntraError, InvalidIdToken):
+        raise RegistrationRefused("", "Your sign-in through the app could not be verified.") from None
+    return registration.registration_complete(invitation=invitation, proven=proven, claims=claims), claims
 
 
 WIDS_MISSING = (
@@ -323,8 +339,8 @@ def join(request: HttpRequest, slug: str, token: str) -> HttpResponse:
 
 def _joined(request: HttpRequest, *, vendor: Vendor, claims: IdTokenClaims, token: str) -> HttpResponse:
     try:
-        member = vendors.staff_join(vendor=vendor, token=token, claims=claims)
-    except vendors.JoinRefused as exc:
+        member = staff.staff_join(vendor=vendor, token=token, claims=claims)
+    except staff.JoinRefused as exc:
         services.audit(
             vendor=vendor, kind=AuditEvent.Kind.SIGN_IN_REFUSED, tid=claims.tid, oid=claims.oid, reason=f"join:{exc}"
         )

@@ -86,6 +86,7 @@ def exchange_teams_token(resource: AcsResource, *, entra_token: str, client_id: 
     return AcsToken(token=result.token, expires_at=_moment(result.expires_on))
 
 
+@sensitive_variables("resource", "identities")
 def prove_resource(resource: AcsResource) -> None:
     """Create an ACS identity and delete it again: the connection string works; AcsError otherwise."""
     try:

@@ -14,6 +14,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import msal
 import requests
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.conf import settings
@@ -44,21 +45,26 @@ class Certificate:
     not_after: dt.datetime
 
 
+@sensitive_variables("private_key", "key")
 def certificate_from_pem(*, private_key: str, certificate: str) -> Certificate:
     """The credential, checked: both parse, the key is the certificate's; CertificateInvalid otherwise."""
     try:
         cert = x509.load_pem_x509_certificate(certificate.encode())
-    except ValueError:
+    except (ValueError, UnsupportedAlgorithm):
         raise CertificateInvalid("The certificate is not a PEM certificate (-----BEGIN CERTIFICATE-----).") from None
     try:
         key = serialization.load_pem_private_key(private_key.encode(), password=None)
     except TypeError:
         raise CertificateInvalid("The private key is protected by a passphrase: export it without one.") from None
-    except ValueError:
+    except (ValueError, UnsupportedAlgorithm):
         raise CertificateInvalid("The private key is not a PEM private key (-----BEGIN PRIVATE KEY-----).") from None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise CertificateInvalid("Entra signs app assertions with RSA keys: use an RSA certificate.")
-    if key.public_key().public_numbers() != cert.public_key().public_numbers():  # type: ignore[union-attr]
+    try:
+        public = cert.public_key()
+    except UnsupportedAlgorithm:
+        public = None
+    if not isinstance(key, rsa.RSAPrivateKey) or not isinstance(public, rsa.RSAPublicKey):
+        raise CertificateInvalid("Entra signs app assertions with RSA keys: use an RSA certificate and key.")
+    if key.public_key().public_numbers() != public.public_numbers():
         raise CertificateInvalid("The private key does not belong to this certificate.")
     return Certificate(
         private_key=private_key,

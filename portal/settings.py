@@ -141,6 +141,9 @@ ENTRA_LOGIN_URL = env_str("ENTRA_LOGIN_URL", "https://login.microsoftonline.com"
 GRAPH_URL = env_str("GRAPH_URL", "https://graph.microsoft.com").rstrip("/")
 MICROSOFT_CA_BUNDLE = env_str("MICROSOFT_CA_BUNDLE", "")
 OUTBOUND_TIMEOUT = env_int("OUTBOUND_TIMEOUT", 10)
+# ACS endpoints the portal will call when a vendor registers a connection string (host names
+# or their parent domains): a registration can't make the portal call hosts of its own network.
+ACS_ENDPOINT_DOMAINS = env_list("ACS_ENDPOINT_DOMAINS", "communication.azure.com")
 # ACS tokens are reused until this long before they expire (the Calling SDK refreshes its
 # token 10 minutes ahead, so keep this above 600).
 ACS_TOKEN_MARGIN_SECONDS = env_int("ACS_TOKEN_MARGIN_SECONDS", 900)
@@ -209,6 +212,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "chat.tasks.renew_subscriptions",
         "schedule": float(min(3600, GRAPH_SUBSCRIPTION_RENEW_BEFORE_MINUTES * 15)),
     },
+    # Vendor registrations whose admin never came back from signing in: their secrets go.
+    "purge-stale-registrations": {"task": "tenants.tasks.purge_stale_registrations", "schedule": 3600.0},
     # Disconnected tenants' subscriptions whose deletion a lost task left undone.
     "retry-subscription-removals": {"task": "chat.tasks.retry_subscription_removals", "schedule": 3600.0},
     # `manage.py healthcheck beat` checks that this ran within 3 minutes (a worker runs it); a

@@ -181,6 +181,7 @@ def environment(port: int, devcloud_port: int, webhook_port: int | None) -> dict
     env.setdefault("GRAPH_URL", devcloud)
     env.setdefault("MICROSOFT_CA_BUNDLE", str(VAR / "devcloud" / "ca-bundle.pem"))
     env.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
+    env.setdefault("ACS_ENDPOINT_DOMAINS", "127.0.0.1")  # devcloud's ACS
     return env
 
 

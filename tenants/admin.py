@@ -23,10 +23,16 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(Vendor)
 class VendorAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ("name", "slug", "entra_client_id", "created_at")
-    # Secrets are set with `manage.py` (sealed); the admin never shows them.
-    exclude = ("entra_client_secret_sealed", "acs_connection_string_sealed")
-    readonly_fields = ("entra_client_id",)
+    list_display = ("name", "slug", "entra_client_id", "home_tenant_id", "entra_credential_expires_at")
+    # Credentials are the vendor's to enter, proven live (its credentials page); never shown here.
+    exclude = ("entra_client_secret_sealed", "entra_certificate_sealed", "acs_connection_string_sealed")
+    readonly_fields = (
+        "entra_client_id",
+        "entra_credential",
+        "entra_certificate_thumbprint",
+        "entra_credential_expires_at",
+        "credentials_changed_at",
+    )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -38,9 +44,10 @@ class VendorAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(VendorMembership)
 class VendorMembershipAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ("vendor", "display_name", "tid", "oid", "user")
-    list_filter = ("vendor",)
-    readonly_fields = ("user",)
+    list_display = ("vendor", "display_name", "email", "role", "tid", "oid", "user")
+    list_filter = ("vendor", "role")
+    exclude = ("invite_token_hash",)
+    readonly_fields = ("user", "joined_at", "invite_expires_at")
 
 
 @admin.register(CustomerTenant)

@@ -8,8 +8,8 @@ class TenantsConfig(AppConfig):
 
     def ready(self) -> None:
         from core import rotation
-        from tenants import services, triggers, vendors
+        from tenants import registration, services, triggers
 
         post_migrate.connect(triggers.sqlite_install, sender=self, dispatch_uid="tenants-sqlite-triggers")
-        for column in (*services.SEALED_COLUMNS, vendors.SEALED_PENDING):
+        for column in (*services.SEALED_COLUMNS, registration.SEALED_PENDING):
             rotation.register(column)

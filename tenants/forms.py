@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from integrations import entra
 from tenants.models import VendorMembership
@@ -26,13 +27,22 @@ class InviteStaffForm(forms.Form):
     role = forms.ChoiceField(label="Role", choices=VendorMembership.Role.choices, initial=VendorMembership.Role.STAFF)
 
 
+class StaffRoleForm(forms.Form):
+    role = forms.ChoiceField(label="Role", choices=VendorMembership.Role.choices)
+
+
+KEEP = "keep"
+CREDENTIAL_CHOICES = [("certificate", "Certificate (recommended)"), ("secret", "Client secret")]
+
+
 class CredentialForm(forms.Form):
-    """The app's credential (a secret with its expiry, or a certificate with its private key) and,
-    optionally or not, the ACS connection string. Secrets are never shown back."""
+    """The app's credential (a certificate with its private key, or a secret with its expiry) and the
+    ACS connection string. Replacing (`replacing`), either may stay as it is. Secrets are never
+    shown back."""
 
     credential_kind = forms.ChoiceField(
         label="Credential",
-        choices=[("certificate", "Certificate (recommended)"), ("secret", "Client secret")],
+        choices=CREDENTIAL_CHOICES,
         widget=forms.RadioSelect,
         initial="certificate",
     )
@@ -50,12 +60,16 @@ class CredentialForm(forms.Form):
         help_text="From the Communication Services resource's Keys page: endpoint=https://…;accesskey=…",
     )
 
-    def __init__(self, *args: Any, acs_required: bool = True, entra_required: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, replacing: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.acs_required, self.entra_required = acs_required, entra_required
-        self.fields["acs_connection_string"].required = acs_required
-        self.fields["credential_kind"].required = entra_required
+        self.replacing = replacing
         self.credential: AppCredential | None = None
+        if replacing:
+            kind = self.fields["credential_kind"]
+            kind.choices = [(KEEP, "Keep the current one"), *CREDENTIAL_CHOICES]  # type: ignore[attr-defined]
+            kind.initial = KEEP
+            self.fields["acs_connection_string"].required = False
+            self.fields["acs_connection_string"].help_text += " Leave it empty to keep the current one."
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -64,7 +78,7 @@ class CredentialForm(forms.Form):
             self.credential = self._certificate(data)
         elif kind == "secret":
             self.credential = self._secret(data)
-        if not self.acs_required and not self.entra_required and not (kind or data.get("acs_connection_string")):
+        elif kind == KEEP and not data.get("acs_connection_string") and not self.errors:
             raise forms.ValidationError("Enter a new credential, a new ACS connection string, or both.")
         return data
 
@@ -74,9 +88,13 @@ class CredentialForm(forms.Form):
             self.add_error("certificate" if certificate is None else "private_key", "Choose the file.")
             return None
         try:
-            parsed = entra.certificate_from_pem(private_key=_pem(key), certificate=_pem(certificate))
-        except (entra.CertificateInvalid, UnicodeDecodeError) as exc:
-            self.add_error("certificate", str(exc) if isinstance(exc, entra.CertificateInvalid) else "Not a PEM file.")
+            certificate_pem, key_pem = _pem(certificate, "certificate"), _pem(key, "private_key")
+            parsed = entra.certificate_from_pem(private_key=key_pem, certificate=certificate_pem)
+        except _FileRefused as exc:
+            self.add_error(exc.field, exc.message)
+            return None
+        except entra.CertificateInvalid as exc:
+            self.add_error("private_key" if "private key" in str(exc) else "certificate", str(exc))
             return None
         return AppCredential(certificate=parsed)
 
@@ -94,11 +112,26 @@ class CredentialForm(forms.Form):
         return AppCredential(secret=secret, secret_expires_at=moment)
 
 
-def _pem(upload: Any) -> str:
+class _FileRefused(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field, self.message = field, message
+
+
+@sensitive_variables("data")
+def _pem(upload: Any, field: str) -> str:
     if upload.size > MAX_PEM_BYTES:
-        raise entra.CertificateInvalid("This file is too large for a PEM certificate or key.")
+        raise _FileRefused(field, "This file is too large for a PEM certificate or key.")
     data: bytes = upload.read()
-    return data.decode("ascii")
+    if data[:1] == b"\x30":  # an ASN.1 SEQUENCE: DER, as many .cer files are
+        tool = "x509" if field == "certificate" else "pkey"
+        raise _FileRefused(
+            field, f"This file is DER-encoded: convert it to PEM (openssl {tool} -inform der -in FILE -out FILE.pem)."
+        )
+    try:
+        return data.decode("ascii")
+    except UnicodeDecodeError:
+        raise _FileRefused(field, "This is not a PEM file (-----BEGIN …-----).") from None
 
 
 class RegistrationForm(CredentialForm):

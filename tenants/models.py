@@ -118,8 +118,9 @@ class VendorMembership(models.Model):
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="vendor_membership"
     )
-    # SHA-256 of the invitation link's token, until the invitee signs in.
+    # SHA-256 of the invitation link's token, until the invitee signs in (or it expires).
     invite_token_hash = models.CharField(max_length=64, blank=True)
+    invite_expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     joined_at = models.DateTimeField(null=True, blank=True)
 
@@ -236,6 +237,7 @@ class AuditEvent(AppendOnly):
         STAFF_INVITED = "staff_invited", "Staff member invited"
         STAFF_JOINED = "staff_joined", "Staff member joined"
         STAFF_REMOVED = "staff_removed", "Staff member removed"
+        STAFF_ROLE_CHANGED = "staff_role_changed", "Staff member's role changed"
 
     vendor = models.ForeignKey(Vendor, on_delete=models.PROTECT, related_name="audit_events")
     tenant = models.ForeignKey(

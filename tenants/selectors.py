@@ -7,9 +7,10 @@ import uuid
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
+from django.utils import timezone
 
+from core.crypto import digest
 from tenants.models import ConsentRecord, CustomerTenant, TenantUser, Vendor, VendorInvitation, VendorMembership
-from tenants.vendors import token_hash
 
 
 def vendor_for_slug(slug: str) -> Vendor:
@@ -54,14 +55,18 @@ def access_operator(*, user: User | AnonymousUser) -> User:
 
 def invitation_for_token(token: str) -> VendorInvitation:
     """The vendor invitation whose link carries `token`; 404 for any other token."""
-    invitation = VendorInvitation.objects.filter(token_hash=token_hash(token)).first()
+    invitation = VendorInvitation.objects.filter(token_hash=digest(token)).first()
     if invitation is None:
         raise Http404("No such invitation")
     return invitation
 
 
 def staff_invitation(*, vendor: Vendor, token: str) -> VendorMembership:
-    invited = VendorMembership.objects.filter(vendor=vendor, invite_token_hash=token_hash(token), tid=None).first()
+    invited = (
+        VendorMembership.objects.filter(vendor=vendor, invite_token_hash=digest(token), tid=None)
+        .filter(invite_expires_at__gt=timezone.now())
+        .first()
+    )
     if invited is None:
         raise Http404("No such invitation")
     return invited

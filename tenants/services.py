@@ -75,19 +75,19 @@ def vendor_save(
             "name": name,
             "entra_client_id": client_id,
             "home_tenant_id": home_tenant_id,
-            **_credential_fields(client_id, credential or AppCredential(secret=client_secret)),
-            "acs_connection_string_sealed": _seal_acs(client_id, acs_connection_string),
+            **credential_fields(client_id, credential or AppCredential(secret=client_secret)),
+            "acs_connection_string_sealed": seal_acs(client_id, acs_connection_string),
             "requested_scopes": requested_scopes or list(DEFAULT_REQUESTED_SCOPES),
         },
     )
     return vendor
 
 
-def _seal_acs(client_id: str, connection_string: str) -> str:
+def seal_acs(client_id: str, connection_string: str) -> str:
     return crypto.seal(connection_string, context=_secret_context(client_id, "acs"))
 
 
-def _credential_fields(client_id: str, credential: AppCredential) -> dict[str, Any]:
+def credential_fields(client_id: str, credential: AppCredential) -> dict[str, Any]:
     """The Vendor columns that hold `credential`, sealed (and the other kind's emptied)."""
     certificate = credential.certificate
     if certificate is None:
@@ -136,9 +136,9 @@ def vendor_credentials_replace(
     """Swap in credentials already proven live (the old ones stay valid in Entra and ACS until the
     vendor removes them there: no request fails in between). Audited."""
     client_id = str(vendor.entra_client_id)
-    fields: dict[str, Any] = _credential_fields(client_id, credential) if credential is not None else {}
+    fields: dict[str, Any] = credential_fields(client_id, credential) if credential is not None else {}
     if acs_connection_string:
-        fields["acs_connection_string_sealed"] = _seal_acs(client_id, acs_connection_string)
+        fields["acs_connection_string_sealed"] = seal_acs(client_id, acs_connection_string)
     fields["credentials_changed_at"] = timezone.now()
     Vendor.objects.filter(pk=vendor.pk).update(**fields)
     audit(

@@ -7,7 +7,7 @@ from functools import partial
 from celery import shared_task
 from django.db import transaction
 
-from tenants import services
+from tenants import registration, services
 from tenants.models import CustomerTenant
 
 
@@ -38,3 +38,9 @@ def confirm_tenant_consent(tenant_id: int) -> str:
     if tenant is None:
         return "skipped"
     return services.tenant_confirm_consent(tenant=tenant)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def purge_stale_registrations() -> int:
+    """Beat: forget the sealed registrations whose admin never came back from signing in."""
+    return registration.registrations_purge()

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from core.http import safe_next
-from tenants import selectors, services, vendors
+from tenants import registration, selectors, services
 from tenants.models import CONSENT_ROLES, CustomerTenant, Vendor, VendorMembership
 from tenants.scopes import missing_scopes
 from tenants.signals import Removed
@@ -105,7 +105,7 @@ def vendor_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
             "statuses": CustomerTenant.Status.choices,
             "revoked_count": revoked,
             "is_admin": staff.role == VendorMembership.Role.ADMIN,
-            "warning": vendors.credential_warning(vendor),
+            "warning": registration.credential_warning(vendor=vendor),
             "onboarding_url": request.build_absolute_uri(reverse("vendor_page", args=[vendor.slug])),
         },
     )

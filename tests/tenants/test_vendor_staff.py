@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from tenants.models import AuditEvent, VendorMembership
 from tests.devcloud_server import DevCloud
@@ -110,3 +111,26 @@ def test_an_invitation_link_is_shown_once_and_an_address_is_invited_once(
     assert VendorMembership.objects.filter(vendor__slug="contoso", email="sam@contoso.example").count() == 1
     staff = cora.client.post("/vendor/contoso/staff/", {"email": "support@contoso.example", "role": "staff"})
     assert staff.status_code == 400 and b"on the staff already" in staff.content
+
+
+def test_an_administrator_changes_roles_but_never_demotes_the_last_one(
+    cora: Person, devcloud_settings: DevCloud
+) -> None:
+    conrad = Person(devcloud_settings, "admin@contoso.example")
+    conrad._through_entra(invite(cora, "admin@contoso.example"))
+    member = VendorMembership.objects.get(vendor__slug="contoso", oid=CONRAD)
+    me = VendorMembership.objects.get(vendor__slug="contoso", role="admin")
+    cora.client.post(f"/vendor/contoso/staff/{me.pk}/role/", {"role": "staff"})
+    assert VendorMembership.objects.get(pk=me.pk).role == "admin"  # the last administrator stays one
+    cora.client.post(f"/vendor/contoso/staff/{member.pk}/role/", {"role": "admin"})
+    assert conrad.client.get("/vendor/contoso/staff/").status_code == 200  # an administrator now
+    assert cora.client.post(f"/vendor/contoso/staff/{me.pk}/role/", {"role": "staff"}).status_code == 302
+    assert cora.client.get("/vendor/contoso/staff/").status_code == 404
+    assert AuditEvent.objects.filter(kind=AuditEvent.Kind.STAFF_ROLE_CHANGED).count() == 2
+
+
+def test_a_staff_invitation_expires(cora: Person, devcloud_settings: DevCloud) -> None:
+    path = invite(cora, "admin@contoso.example")
+    VendorMembership.objects.filter(email="admin@contoso.example").update(invite_expires_at=timezone.now())
+    assert Person(devcloud_settings, "admin@contoso.example").client.get(path).status_code == 404
+    assert b"Invitation expired: invite again" in cora.client.get("/vendor/contoso/staff/").content

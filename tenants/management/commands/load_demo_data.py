@@ -37,7 +37,7 @@ class Command(BaseCommand):
                 home_tenant_id=demo.staff[0][0],
             )
             for tid, oid, name in demo.staff:
-                VendorMembership.objects.update_or_create(
+                VendorMembership.objects.get_or_create(  # a role changed since stays as it is
                     vendor=vendor,
                     tid=tid,
                     oid=oid,
@@ -49,6 +49,10 @@ class Command(BaseCommand):
             self.stdout.write(f"  {upn} / {password}  ({role})")
 
     def _operator(self) -> None:
+        if not settings.DEBUG:
+            # A password printed in the docs has no place outside development.
+            self.stdout.write("  No demo operator without DEBUG: python manage.py createsuperuser makes one.")
+            return
         username, password = DEMO_OPERATOR
         operator = get_user_model().objects.filter(username=username).first()
         if operator is None:

@@ -13,7 +13,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.urls import reverse
 
 from integrations import entra
-from tenants import vendors
+from tenants import registration
+from tenants.proofs import RegistrationRefused
 from tenants.services import AppCredential
 
 
@@ -45,16 +46,16 @@ class Command(BaseCommand):
         credential = self._credential(options)
         acs_connection_string = _read(options["acs_connection_string_file"])
         try:
-            proven = vendors.registration_prove(
+            proven = registration.registration_prove(
                 tenant=options["tenant"],
                 client_id=client_id,
                 credential=credential,
                 acs_connection_string=acs_connection_string,
             )
-            vendor, token = vendors.vendor_register(
+            vendor, token = registration.vendor_register(
                 name=options["name"], proven=proven, admin_email=options["admin_email"]
             )
-        except vendors.RegistrationRefused as exc:
+        except RegistrationRefused as exc:
             raise CommandError(f"Not registered: {exc.message}") from None
         link = options["site_url"].rstrip("/") + reverse("vendor_join", args=[vendor.slug, token])
         self.stdout.write(self.style.SUCCESS(f"{vendor.name} is registered: /v/{vendor.slug}/"))

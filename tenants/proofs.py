@@ -1,0 +1,146 @@
+"""A vendor's credentials proven live before the portal keeps them, each refusal saying precisely
+what is wrong and where: the tenant (Entra's metadata), the app's credential (a client-credentials
+token in the vendor's home tenant), the ACS connection string (an identity created and deleted)."""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+
+from integrations import acs, entra
+from integrations.entra import EntraApp
+from tenants.models import Vendor
+from tenants.services import AppCredential
+
+
+class RegistrationRefused(Exception):
+    """What is wrong, for the form `field` it concerns ("" for the whole)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def app_with(*, client_id: str, credential: AppCredential) -> EntraApp:
+    if credential.certificate is not None:
+        return EntraApp(client_id=client_id, certificate=credential.certificate)
+    return EntraApp(client_id=client_id, client_secret=credential.secret)
+
+
+def app_not_registered(*, client_id: str) -> None:
+    """Before anything is asked of Microsoft: an app serves one vendor."""
+    if Vendor.objects.filter(entra_client_id=client_id).exists():
+        raise RegistrationRefused("client_id", "This app is registered in the portal already.")
+
+
+def home_tenant_id(*, tenant: str) -> str:
+    """The tenant id of a tenant named by id or verified domain."""
+    try:
+        tid = entra.tenant_id(tenant)
+        uuid.UUID(tid)
+    except entra.EntraError as exc:
+        if exc.transient:
+            raise RegistrationRefused("", "Microsoft Entra ID did not answer. Try again in a moment.") from None
+        raise RegistrationRefused(
+            "tenant", f"Microsoft Entra ID knows no tenant “{tenant}”: enter your tenant ID or a verified domain."
+        ) from None
+    except ValueError:
+        raise RegistrationRefused("tenant", f"“{tenant}” does not name a Microsoft Entra tenant.") from None
+    return tid
+
+
+# AADSTS codes, and what they mean for the person registering.
+ENTRA_REFUSALS: dict[int, tuple[str, str]] = {
+    700016: (
+        "client_id",
+        "No app with this client ID is registered in {tenant}. Register the app in your own "
+        "organization's tenant, and copy its Application (client) ID.",
+    ),
+    7000215: (
+        "client_secret",
+        "Microsoft Entra ID refused this client secret for the app. Copy the secret's Value (not its "
+        "Secret ID) from the app's Certificates & secrets.",
+    ),
+    7000222: ("client_secret", "This client secret has expired in Microsoft Entra ID. Add a new one to the app."),
+    700027: (
+        "certificate",
+        "Microsoft Entra ID refused the certificate: upload it (the .cer or .pem, without the key) to the "
+        "app's Certificates & secrets, and check that it is still valid.",
+    ),
+}
+
+
+def credential_prove(*, app: EntraApp, credential: AppCredential, tenant_id: str, tenant: str) -> None:
+    """A client-credentials token for the app in its home tenant, or RegistrationRefused."""
+    _certificate_in_date(credential)
+    try:
+        entra.confirm_app_in_tenant(app, tenant_id)
+    except entra.EntraError as exc:
+        raise _entra_refusal(exc, tenant) from None
+
+
+def _certificate_in_date(credential: AppCredential) -> None:
+    certificate, now = credential.certificate, timezone.now()
+    if certificate is None or certificate.not_before <= now < certificate.not_after:
+        return
+    if now >= certificate.not_after:
+        when = f"expired on {certificate.not_after:%Y-%m-%d}"
+    else:
+        when = f"is valid only from {certificate.not_before:%Y-%m-%d}"
+    raise RegistrationRefused(
+        "certificate", f"This certificate {when}: create a new one, upload it to the app, and use it here."
+    )
+
+
+def _entra_refusal(exc: entra.EntraError, tenant: str) -> RegistrationRefused:
+    if exc.transient:
+        return RegistrationRefused("", "Microsoft Entra ID did not answer. Try again in a moment.")
+    for code in exc.codes:
+        if code in ENTRA_REFUSALS:
+            field, message = ENTRA_REFUSALS[code]
+            return RegistrationRefused(field, f"{message.format(tenant=tenant)} (AADSTS{code})")
+    codes = ", ".join(f"AADSTS{code}" for code in exc.codes) or exc.error
+    return RegistrationRefused("", f"Microsoft Entra ID refused the app's credential ({codes}).")
+
+
+ACS_KEY_REFUSED = (
+    "ACS refused this connection string's access key. Copy a current connection string from the resource's Keys page."
+)
+ACS_REFUSALS = {401: ACS_KEY_REFUSED, 403: ACS_KEY_REFUSED, 404: "There is no ACS resource at this endpoint."}
+NOT_A_CONNECTION_STRING = (
+    "This is not an ACS connection string: copy it from the resource's Keys page (endpoint=https://…;accesskey=…)."
+)
+
+
+@sensitive_variables("acs_connection_string")
+def acs_prove(*, acs_connection_string: str) -> None:
+    """An ACS identity created and deleted with the connection string, or RegistrationRefused."""
+    _acs_endpoint_allowed(acs_connection_string)
+    try:
+        acs.prove_resource(acs.AcsResource(acs_connection_string))
+    except acs.AcsError as exc:
+        if exc.code == "BadConnectionString":
+            message = NOT_A_CONNECTION_STRING
+        elif exc.status == 0:
+            message = "The ACS endpoint of this connection string did not answer. Check the endpoint, or try again."
+        else:
+            message = ACS_REFUSALS.get(exc.status, f"ACS refused it: {exc.status} {exc.code}.")
+        raise RegistrationRefused("acs_connection_string", message) from None
+
+
+@sensitive_variables("acs_connection_string")
+def _acs_endpoint_allowed(acs_connection_string: str) -> None:
+    """Only an https endpoint of ACS's own domains (ACS_ENDPOINT_DOMAINS) is asked: anything else
+    would let whoever registers make the portal call hosts of its own network."""
+    parts = dict(p.split("=", 1) for p in acs_connection_string.split(";") if "=" in p)
+    endpoint = urlsplit(parts.get("endpoint", "").strip())
+    host = (endpoint.hostname or "").lower()
+    if endpoint.scheme != "https" or not host:
+        raise RegistrationRefused("acs_connection_string", NOT_A_CONNECTION_STRING)
+    if not any(host == domain or host.endswith("." + domain) for domain in settings.ACS_ENDPOINT_DOMAINS):
+        raise RegistrationRefused("acs_connection_string", f"“{host}” is not an Azure Communication Services endpoint.")
