@@ -1,4 +1,5 @@
-"""`python -m devcloud [--port 8443] [--state-dir var/devcloud] [--seed devcloud/seeds/demo.json]`."""
+"""`python -m devcloud [--port 8443] [--state-dir var/devcloud] [--seed devcloud/seeds/demo.json]
+[--certificates-only]`."""
 
 from __future__ import annotations
 
@@ -21,9 +22,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--state-dir", type=Path, default=Path("var/devcloud"))
     parser.add_argument("--seed", type=Path, default=DEFAULT_SEED)
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument(
+        "--certificates-only", action="store_true", help="create the CA and HTTPS certificate (if missing), then exit"
+    )
     args = parser.parse_args(argv)
 
     ensure_pki(args.state_dir)
+    if args.certificates_only:
+        return
     directory = load_directory(args.seed, port=args.port)
     state = State(directory=directory, state_dir=args.state_dir, base_url=f"https://{args.host}:{args.port}")
     logging.basicConfig(level=args.log_level.upper())

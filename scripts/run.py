@@ -186,12 +186,12 @@ def environment(port: int, devcloud_port: int, webhook_port: int | None) -> dict
 
 
 def ensure_devcloud_certificates() -> None:
-    """devcloud writes its CA and certificate when it first starts; the webhook serves that certificate
-    and the portal trusts that CA, so they must exist before anything starts."""
-    sys.path.insert(0, str(ROOT))
-    from devcloud.pki import ensure_pki
-
-    ensure_pki(VAR / "devcloud")
+    """devcloud's CA and HTTPS certificate, made by devcloud itself (a process of its own, as in the
+    Procfile): the webhook serves that certificate and the portal trusts that CA, so they must exist
+    before anything starts."""
+    command = [sys.executable, "-m", "devcloud", "--state-dir", str(VAR / "devcloud"), "--certificates-only"]
+    if subprocess.run(command, cwd=ROOT, check=False).returncode != 0:
+        fail("devcloud could not create its certificates; see its output above.")
 
 
 def bootstrap(env: dict[str, str], port: int) -> None:

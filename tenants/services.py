@@ -200,6 +200,11 @@ def audit(
 
 
 # sign-in -------------------------------------------------------------------------------------
+def portal_user(*, username: str, name: str) -> Any:
+    """A portal account for someone who signs in through Entra only (no usable password)."""
+    return get_user_model().objects.create_user(username=username, first_name=name[:150])
+
+
 def staff_sign_in(*, vendor: Vendor, claims: IdTokenClaims) -> VendorMembership | None:
     """The vendor's staff member for these claims, with a portal user; None if not staff."""
     membership = (
@@ -208,11 +213,7 @@ def staff_sign_in(*, vendor: Vendor, claims: IdTokenClaims) -> VendorMembership 
     if membership is None:
         return None
     if membership.user is None:
-        membership.user = get_user_model().objects.create_user(
-            username=f"{vendor.slug}.staff.{claims.oid}", first_name=claims.name[:150]
-        )
-        membership.user.set_unusable_password()
-        membership.user.save(update_fields=["password"])
+        membership.user = portal_user(username=f"{vendor.slug}.staff.{claims.oid}", name=claims.name)
     membership.display_name = claims.name[:200]
     membership.email = claims.preferred_username[:320].lower()  # display only: (tid, oid) identify
     membership.save(update_fields=["user", "display_name", "email"])
@@ -290,11 +291,7 @@ def _tenant_user_upsert(*, tenant: CustomerTenant, claims: IdTokenClaims) -> Ten
     portal_role = TenantUser.Role.ADMIN if consent_role(roles) else TenantUser.Role.MEMBER
     member = TenantUser.objects.filter(tenant=tenant, oid=claims.oid).select_related("user").first()
     if member is None:
-        user = get_user_model().objects.create_user(
-            username=f"{tenant.vendor.slug}.{tenant.tid}.{claims.oid}", first_name=claims.name[:150]
-        )
-        user.set_unusable_password()
-        user.save(update_fields=["password"])
+        user = portal_user(username=f"{tenant.vendor.slug}.{tenant.tid}.{claims.oid}", name=claims.name)
         member = TenantUser(tenant=tenant, oid=claims.oid, user=user)
     elif member.directory_roles != roles or member.portal_role != portal_role:
         audit(

@@ -8,14 +8,13 @@ import datetime as dt
 import secrets
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
 from core.crypto import digest
 from integrations.entra import IdTokenClaims
 from tenants.models import AuditEvent, Vendor, VendorMembership
-from tenants.services import audit
+from tenants.services import audit, portal_user
 
 INVITATION_DAYS = 14
 ADMIN = VendorMembership.Role.ADMIN
@@ -84,13 +83,7 @@ def staff_join(*, vendor: Vendor, token: str, claims: IdTokenClaims) -> VendorMe
 
 
 def staff_user(*, vendor: Vendor, claims: IdTokenClaims) -> Any:
-    """A portal account for a staff member: signs in through Entra only."""
-    user = get_user_model().objects.create_user(
-        username=f"{vendor.slug}.staff.{claims.oid}", first_name=claims.name[:150]
-    )
-    user.set_unusable_password()
-    user.save(update_fields=["password"])
-    return user
+    return portal_user(username=f"{vendor.slug}.staff.{claims.oid}", name=claims.name)
 
 
 def _other_admins(membership: VendorMembership) -> int:

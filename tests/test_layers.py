@@ -47,6 +47,17 @@ def test_every_import_runs_down_the_layers() -> None:
     assert problems == []
 
 
+def test_scripts_never_import_devcloud() -> None:
+    """They run devcloud as a process of its own, like any service."""
+    found = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for path in sorted((ROOT / "scripts").rglob("*.py"))
+        for line, module in imported_modules(path.read_text())
+        if module.partition(".")[0] == "devcloud"
+    ]
+    assert found == []
+
+
 @pytest.mark.parametrize(
     ("app", "source"),
     [
