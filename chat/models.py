@@ -39,8 +39,12 @@ class ChatMember(models.Model):
     oid = models.UUIDField()
     display_name = models.CharField(max_length=200, blank=True)
     email = models.CharField(max_length=320, blank=True)
-    # The portal's own: when this member last saw the thread (for the unread marker).
+    # Graph's membership id (aadUserConversationMember): what removing the member names.
+    membership_id = models.CharField(max_length=400, blank=True)
+    # The member's own view of the chat (Graph's `viewpoint`, shared with Teams): when he last
+    # read it (the unread marker) and whether he hid it.
     last_read_at = models.DateTimeField(null=True, blank=True)
+    hidden = models.BooleanField(default=False)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "chat", "oid"], name="chat_member_unique")]
@@ -60,6 +64,10 @@ class Message(models.Model):
     body_type = models.CharField(max_length=8)
     body = models.TextField(blank=True, help_text="As Graph sent it; sanitized when rendered.")
     event = models.JSONField(null=True, blank=True)
+    # As Graph sent them: quoted replies and files (`attachments`), `mentions` and `reactions`.
+    attachments = models.JSONField(default=list, db_default=[])
+    mentions = models.JSONField(default=list, db_default=[])
+    reactions = models.JSONField(default=list, db_default=[])
     created_at = models.DateTimeField()
     last_modified_at = models.DateTimeField()
     last_edited_at = models.DateTimeField(null=True, blank=True)

@@ -30,6 +30,9 @@ MESSAGE_COLUMNS = (
     "body_type",
     "body",
     "event",
+    "attachments",
+    "mentions",
+    "reactions",
     "created_at",
     "last_modified_at",
     "last_edited_at",
@@ -102,6 +105,7 @@ def chats_upsert(*, member: TenantUser, items: list[dict[str, Any]], complete: b
     )
     chats = {c.graph_id: c for c in Chat.objects.filter(tenant=tenant, graph_id__in=[r.graph_id for r in rows])}
     _members_replace(tenant, {chats[item["id"]]: item.get("members") or [] for item in items})
+    _viewpoints_record(member, {chats[item["id"]]: item.get("viewpoint") for item in items})
     if not complete:
         return chats
     # Chats the member has left: his membership goes, the chat stays for the others.
@@ -130,6 +134,7 @@ def _members_replace(tenant: CustomerTenant, members_of: dict[Chat, list[dict[st
             tenant=tenant,
             chat=chat,
             oid=m["userId"],
+            membership_id=m.get("id") or "",
             display_name=m.get("displayName") or "",
             email=m.get("email") or "",
         )
@@ -138,13 +143,27 @@ def _members_replace(tenant: CustomerTenant, members_of: dict[Chat, list[dict[st
         if m.get("userId")
     ]
     ChatMember.objects.bulk_create(
-        rows, update_conflicts=True, unique_fields=["tenant", "chat", "oid"], update_fields=["display_name", "email"]
+        rows,
+        update_conflicts=True,
+        unique_fields=["tenant", "chat", "oid"],
+        update_fields=["membership_id", "display_name", "email"],
     )
     listed = {(r.chat.pk, str(r.oid)) for r in rows}
     existing = ChatMember.objects.filter(tenant=tenant, chat__in=list(members_of)).values_list("pk", "chat_id", "oid")
     gone = [pk for pk, chat_id, oid in existing if (chat_id, str(oid)) not in listed]
     if gone:
         ChatMember.objects.filter(tenant=tenant, pk__in=gone).delete()
+
+
+def _viewpoints_record(member: TenantUser, viewpoints: dict[Chat, dict[str, Any] | None]) -> None:
+    """The member's own view of each chat as Graph listed it (read up to, hidden), shared with Teams."""
+    listed = {chat.pk: view for chat, view in viewpoints.items() if view}
+    rows = list(ChatMember.objects.filter(tenant=member.tenant, oid=member.oid, chat_id__in=listed))
+    for row in rows:
+        view = listed[row.chat_id]
+        row.last_read_at = parse_time(view.get("lastMessageReadDateTime"))
+        row.hidden = bool(view.get("isHidden"))
+    ChatMember.objects.bulk_update(rows, ["last_read_at", "hidden"])
 
 
 def _message_values(chat: Chat, item: dict[str, Any]) -> tuple[Any, ...]:
@@ -161,6 +180,9 @@ def _message_values(chat: Chat, item: dict[str, Any]) -> tuple[Any, ...]:
         body.get("contentType") or "text",
         body.get("content") or "",
         json.dumps(event) if event else None,
+        json.dumps(item.get("attachments") or []),
+        json.dumps(item.get("mentions") or []),
+        json.dumps(item.get("reactions") or []),
         parse_time(item["createdDateTime"]),
         parse_time(item["lastModifiedDateTime"] or item["createdDateTime"]),
         parse_time(item.get("lastEditedDateTime")),
@@ -192,7 +214,13 @@ def _upsert_sql(rows: int) -> str:
 # timestamptz, the rest as text (uuid and jsonb cast per element).
 PAGE_COLUMNS = MESSAGE_COLUMNS[2:]
 TIME_COLUMNS = {"created_at", "last_modified_at", "last_edited_at", "deleted_at"}
-ELEMENT_CASTS = {"sender_oid": "sender_oid::uuid", "event": "event::jsonb"}
+ELEMENT_CASTS = {
+    "sender_oid": "sender_oid::uuid",
+    "event": "event::jsonb",
+    "attachments": "attachments::jsonb",
+    "mentions": "mentions::jsonb",
+    "reactions": "reactions::jsonb",
+}
 
 
 @functools.cache
@@ -275,7 +303,7 @@ def messages_upsert(*, chat: Chat, items: Iterable[dict[str, Any]], watermark: d
         if values:
             with connection.cursor() as cursor:
                 cursor.execute(_upsert_sql(len(values)), [v for row in values for v in row])
-            _last_message_advance(chat, max(row[9] for row in values))
+            _last_message_advance(chat, max(row[MESSAGE_COLUMNS.index("created_at")] for row in values))
         if watermark is not None:
             _watermark_advance(chat, watermark)
     return len(values)
