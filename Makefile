@@ -52,6 +52,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python bench/graph_tenant.py --with-limits
 	$(BIN)/python bench/chat_sync.py
 	$(BIN)/python bench/chat_page.py
+	$(BIN)/python bench/chat_search.py
 
 clean:
 	rm -rf $(VENV) node_modules static/dist var

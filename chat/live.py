@@ -16,7 +16,7 @@ from channels.layers import get_channel_layer
 
 from chat import selectors
 from chat.models import Chat, ChatMember, ChatSyncState, Message
-from chat.render import message_payload
+from chat.render import for_viewer, needs_names, shared_payload
 from tenants.models import TenantUser
 
 log = logging.getLogger(__name__)
@@ -61,14 +61,14 @@ def _chat_event(chat: Chat) -> dict[str, Any]:
 def publish_messages(chat: Chat, messages: Iterable[Message]) -> None:
     """New or changed messages of a chat (and the chat itself) to its members' pages."""
     rows = list(messages)
-    names = selectors.names_if_needed(chat=chat, messages=rows)
-    # Rendered (sanitized) once; only "mine" differs from one viewer to the next.
-    payloads = [(str(m.sender_oid or ""), message_payload(m, me="", names=names)) for m in rows]
+    names = selectors.member_names(selectors.chat_members(chat=chat)) if needs_names(rows) else None
+    # Rendered (sanitized) once; what is the viewer's own (his message, his reactions) per viewer.
+    shared = [(m, shared_payload(m, names=names)) for m in rows]
     events = []
     for member_id, oid in _portal_members(chat):
-        if payloads:
-            mine = [{**p, "mine": sender == oid} for sender, p in payloads]
-            events.append((member_id, {"type": "messages", "chat": chat.pk, "messages": mine}))
+        if shared:
+            seen = [for_viewer(m, payload, me=oid) for m, payload in shared]
+            events.append((member_id, {"type": "messages", "chat": chat.pk, "messages": seen}))
         events.append((member_id, _chat_event(chat)))
     _send(events)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import F, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 
 from chat.models import Chat, ChatMember, ChatSyncState, Message
@@ -58,11 +58,14 @@ def member_chats(*, member: TenantUser, page: int = 1, seen: int | None = None) 
         Chat.objects.filter(tenant=member.tenant, members__oid=member.oid)
         .annotate(
             read_at=Subquery(mine.values("last_read_at")[:1]),
+            hidden=Subquery(mine.values("hidden")[:1]),
+            preview_at=_latest("created_at"),
             preview_body=_latest("body"),
             preview_type=_latest("body_type"),
             preview_sender=_latest("sender_oid"),
             preview_name=_latest("sender_name"),
         )
+        .filter(_listed(seen))
         .prefetch_related(Prefetch("members", queryset=others, to_attr="others"))
         .order_by("-last_message_at", "-created_at", "-pk")
     )
@@ -70,6 +73,14 @@ def member_chats(*, member: TenantUser, page: int = 1, seen: int | None = None) 
     rows = list(chats[start : start + CHATS_PAGE_SIZE + 1])
     entries = [_entry(chat, member, seen=chat.pk == seen) for chat in rows[:CHATS_PAGE_SIZE]]
     return entries, len(rows) > CHATS_PAGE_SIZE
+
+
+def _listed(seen: int | None) -> Q:
+    """Not hidden; or hidden, and a message came after (Graph shows it again then, and its next
+    listing says so). Hiding reads the chat first, so "after" is after his last read. The chat
+    open in front of him is listed whatever."""
+    listed = Q(hidden=False) | Q(preview_at__gt=F("read_at"))
+    return listed | Q(pk=seen) if seen is not None else listed
 
 
 def _entry(chat: Chat, member: TenantUser, *, seen: bool) -> ChatEntry:
@@ -81,15 +92,19 @@ def _entry(chat: Chat, member: TenantUser, *, seen: bool) -> ChatEntry:
         mine = chat.preview_sender is not None and chat.preview_sender == member.oid  # type: ignore[attr-defined]
         who = "You" if mine else chat.preview_name  # type: ignore[attr-defined]
         preview = f"{who}: {text}" if who else text
-    read_at = chat.read_at  # type: ignore[attr-defined]
+    # Messages of others make a chat unread; system events ("renamed", "added …") do not.
+    read_at, last = chat.read_at, chat.preview_at  # type: ignore[attr-defined]
     mine = chat.preview_sender is not None and chat.preview_sender == member.oid  # type: ignore[attr-defined]
-    unread = (
-        not seen
-        and not mine
-        and chat.last_message_at is not None
-        and (read_at is None or chat.last_message_at > read_at)
-    )
+    unread = not seen and not mine and last is not None and (read_at is None or last > read_at)
     return ChatEntry(chat, chat_title(chat, names=names), preview, chat.last_message_at, unread)
+
+
+def last_message_time(*, chat: Chat) -> dt.datetime | None:
+    """When the chat's newest message (not a system event, not deleted) was sent: what makes it unread."""
+    newest = Message.objects.filter(
+        tenant_id=chat.tenant_id, chat=chat, deleted_at__isnull=True, message_type="message"
+    )
+    return newest.order_by("-created_at").values_list("created_at", flat=True).first()
 
 
 def chat_members(*, chat: Chat) -> list[ChatMember]:

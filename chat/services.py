@@ -192,11 +192,10 @@ def _message_values(chat: Chat, item: dict[str, Any]) -> tuple[Any, ...]:
 
 def _on_conflict(table: str) -> str:
     # Newer wins: an older copy of a message (a late page, a replay) never overwrites a newer
-    # one, and a deletion is never undone.
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in UPDATED_COLUMNS if c != "deleted_at")
+    # one, so a deletion is undone only by a newer copy (Teams' undoSoftDelete bumps the time).
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in UPDATED_COLUMNS)
     return (
-        f"ON CONFLICT (tenant_id, chat_id, graph_id) DO UPDATE SET {updates}, "
-        f"deleted_at = COALESCE({table}.deleted_at, EXCLUDED.deleted_at) "
+        f"ON CONFLICT (tenant_id, chat_id, graph_id) DO UPDATE SET {updates} "
         f"WHERE {table}.last_modified_at < EXCLUDED.last_modified_at"
     )
 
@@ -314,3 +313,7 @@ def chat_mark_read(*, member: TenantUser, chat: Chat) -> None:
     ChatMember.objects.filter(tenant=member.tenant, chat=chat, oid=member.oid).update(
         last_read_at=dt.datetime.now(dt.UTC)
     )
+
+
+def chat_unhide(*, chat: Chat) -> None:
+    ChatMember.objects.filter(tenant_id=chat.tenant_id, chat=chat, hidden=True).update(hidden=False)

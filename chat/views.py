@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
+import json
 import uuid
 from collections.abc import Callable
 from functools import wraps
@@ -13,17 +16,18 @@ from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from chat import selectors, sending, services
-from chat.models import Chat, ChatSyncState
-from chat.render import message_payload
+from chat import chat_actions, selectors, sending, services
+from chat.models import Chat, ChatMember, ChatSyncState, Message
+from chat.render import message_payload, needs_names
 from chat.routing import SOCKET_PATH
 from chat.tasks import sync_member_chats
 from core.http import json_body, json_error, json_methods
+from integrations import graph
 from tenants import selectors as tenant_selectors
 from tenants.api import member_or_error
 from tenants.models import CustomerTenant, TenantUser
@@ -32,6 +36,18 @@ from tenants.models import CustomerTenant, TenantUser
 MAX_MESSAGE_CHARS = 4000
 MAX_TOPIC_CHARS = 250
 MAX_NEW_CHAT_PEOPLE = 20
+MAX_IMAGES = 4
+MAX_IMAGE_BYTES = 3 * 1024 * 1024
+MAX_MENTIONS = 20
+MAX_NAME_CHARS = 256
+MAX_ID_CHARS = 64
+# A send's body: its images in base64 (4/3 of their size), the text and the rest.
+MAX_SEND_BODY = MAX_IMAGES * (MAX_IMAGE_BYTES * 4 // 3 + 4) + 256 * 1024
+IMAGE_MAGIC = {
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+}
 # The page asks for a sync when the last one finished longer ago than this.
 STALE_AFTER = dt.timedelta(minutes=5)
 
@@ -89,6 +105,11 @@ def chats_page(request: HttpRequest, chat_id: int | None = None) -> HttpResponse
         "createUrl": reverse("chat_create"),
         "chatUrl": reverse("chat_page", args=[0]),
         "maxChars": MAX_MESSAGE_CHARS,
+        "searchUrl": _url("chat_search"),
+        "reactions": list(sending.REACTIONS),
+        "me": str(member.oid),
+        "maxImages": MAX_IMAGES,
+        "maxImageBytes": MAX_IMAGE_BYTES,
         "sync": _sync_json(state),
         "syncStale": _stale(state),
     }
@@ -106,12 +127,32 @@ def chats_page(request: HttpRequest, chat_id: int | None = None) -> HttpResponse
             "messagesUrl": reverse("chat_messages", args=[chat.pk]),
             "changesUrl": reverse("chat_changes", args=[chat.pk]),
             "readUrl": reverse("chat_read", args=[chat.pk]),
+            "messageUrl": reverse("chat_message", args=[chat.pk, "__id__"]),
+            "membersUrl": _url("chat_members", chat.pk),
+            "unreadUrl": _url("chat_unread", chat.pk),
+            "hideUrl": _url("chat_hide", chat.pk),
+            "chatApiUrl": _url("chat_detail", chat.pk),
+            "isGroup": chat.chat_type == "group",
+            "topic": chat.topic,
             "messages": [message_payload(m, me=str(member.oid), names=names) for m in messages],
             "now": read_at.isoformat(),
             "hasOlder": older,
         }
     context["chat_config"] = config
     return render(request, "chat/chats.html", context)
+
+
+def _url(name: str, *args: Any) -> str | None:
+    """The URL of a view that may not be installed (the page leaves out what it cannot reach)."""
+    try:
+        return reverse(name, args=args)
+    except NoReverseMatch:
+        return None
+
+
+def _names(chat: Chat, messages: list[Message]) -> dict[str, str] | None:
+    """Members' names, only when drawing `messages` needs them (system events, reactions)."""
+    return selectors.member_names(selectors.chat_members(chat=chat)) if needs_names(messages) else None
 
 
 def _stale(state: ChatSyncState | None) -> bool:
@@ -171,29 +212,195 @@ def chat_messages(request: HttpRequest, member: TenantUser, chat_id: int) -> Jso
             return json_error(400, "bad_cursor", "before must be an ISO 8601 time with a zone.")
         before = (at, request.GET["before_id"][:64])
     messages, older = selectors.thread_page(chat=chat, before=before)
-    me, names = str(member.oid), selectors.names_if_needed(chat=chat, messages=messages)
+    me, names = str(member.oid), _names(chat, messages)
     payload = [message_payload(m, me=me, names=names) for m in messages]
     return JsonResponse({"messages": payload, "has_older": older})
 
 
 def _send(request: HttpRequest, member: TenantUser, chat: Chat) -> JsonResponse:
-    body = json_body(request)
+    body = _large_json_body(request, MAX_SEND_BODY)
     if isinstance(body, JsonResponse):
         return body
+    images = _images(body.get("images"))
+    if isinstance(images, JsonResponse):
+        return images
     text = body.get("content")
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str) or (not text.strip() and not images):
         return json_error(400, "empty", "Type a message first.")
     if len(text) > MAX_MESSAGE_CHARS:
         return json_error(400, "too_long", f"A message can have at most {MAX_MESSAGE_CHARS} characters.")
     client_id = _uuid(body.get("client_id"))
     if client_id is None:
         return json_error(400, "bad_client_id", "client_id must be a UUID, the same on every try of one message.")
+    reply_to = _reply_to(chat, body.get("reply_to"))
+    if isinstance(reply_to, JsonResponse):
+        return reply_to
+    mentions = _mentions(chat, body.get("mentions"))
+    if isinstance(mentions, JsonResponse):
+        return mentions
+    draft = sending.Draft(text=text, reply_to=reply_to, mentions=mentions, images=images)
     try:
-        message = sending.message_send(member=member, chat=chat, text=text, client_id=client_id)
+        message = sending.message_send(member=member, chat=chat, draft=draft, client_id=client_id)
     except sending.ActionFailed as exc:
         return _failed(exc)
     services.chat_mark_read(member=member, chat=chat)
     return JsonResponse({"message": message_payload(message, me=str(member.oid))}, status=201)
+
+
+def _large_json_body(request: HttpRequest, limit: int) -> dict[str, Any] | JsonResponse:
+    """`json_body` for a body that may pass Django's in-memory limit (images): read up to `limit`."""
+    if request.content_type != "application/json":
+        return json_body(request)
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > limit:
+        return json_error(413, "too_big", "This message is too large to send.")
+    raw = request.read(limit + 1)
+    if len(raw) > limit:
+        return json_error(413, "too_big", "This message is too large to send.")
+    try:
+        body = json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return json_error(400, "bad_json", "The request body is not valid JSON.")
+    return body if isinstance(body, dict) else json_error(400, "bad_json", "Send a JSON object.")
+
+
+def _images(raw: Any) -> list[graph.Image] | JsonResponse:
+    """Inline images: PNG, JPEG or GIF (by their first bytes, whatever they claim), each small enough."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        return json_error(400, "bad_image", "images must be a list.")
+    if len(raw) > MAX_IMAGES:
+        return json_error(400, "bad_image", f"A message can hold at most {MAX_IMAGES} images.")
+    images = []
+    for item in raw:
+        content_type = item.get("content_type") if isinstance(item, dict) else None
+        data = item.get("data") if isinstance(item, dict) else None
+        if content_type not in IMAGE_MAGIC or not isinstance(data, str):
+            return json_error(400, "bad_image", "Images must be PNG, JPEG or GIF.")
+        if len(data) > MAX_IMAGE_BYTES * 4 // 3 + 4:
+            return json_error(400, "bad_image", f"An image can be at most {MAX_IMAGE_BYTES // (1024 * 1024)} MB.")
+        try:
+            decoded = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            return json_error(400, "bad_image", "An image is not valid base64.")
+        if len(decoded) > MAX_IMAGE_BYTES:
+            return json_error(400, "bad_image", f"An image can be at most {MAX_IMAGE_BYTES // (1024 * 1024)} MB.")
+        if not decoded.startswith(IMAGE_MAGIC[content_type]):
+            return json_error(400, "bad_image", "An image is not the PNG, JPEG or GIF it claims to be.")
+        images.append(graph.Image(content_type=content_type, data=decoded))
+    return images
+
+
+def _reply_to(chat: Chat, raw: Any) -> str | JsonResponse | None:
+    """The quoted message: one of this chat's (not deleted, not a system event)."""
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str) or len(raw) > MAX_ID_CHARS or _message(chat, raw) is None:
+        return json_error(400, "bad_reply", "The message you reply to is not in this chat.")
+    return raw
+
+
+def _mentions(chat: Chat, raw: Any) -> list[tuple[str, str]] | JsonResponse:
+    """(oid, name) of the people mentioned, each a member of the chat."""
+    if raw is None:
+        return []
+    refused = json_error(400, "bad_mention", "Only members of this chat can be mentioned.")
+    if not isinstance(raw, list) or len(raw) > MAX_MENTIONS:
+        return refused
+    people: dict[str, str] = {}
+    for item in raw:
+        oid = _uuid(item.get("id")) if isinstance(item, dict) else None
+        name = item.get("name") if isinstance(item, dict) else None
+        if oid is None or not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_CHARS:
+            return refused
+        people[oid] = name.strip()
+    named = ChatMember.objects.filter(tenant_id=chat.tenant_id, chat=chat, oid__in=list(people))
+    known = {str(oid): name for oid, name in named.values_list("oid", "display_name")}
+    if set(people) - set(known):
+        return refused
+    # Teams shows the mentioned person's name as the chat lists it, whatever the page sent.
+    return [(oid, known[oid] or name) for oid, name in people.items()]
+
+
+def _message(chat: Chat, graph_id: str) -> Message | None:
+    """One of the chat's messages that can still be acted on (not deleted, not a system event)."""
+    return Message.objects.filter(
+        tenant_id=chat.tenant_id, chat=chat, graph_id=graph_id, deleted_at__isnull=True, message_type="message"
+    ).first()
+
+
+# message actions ------------------------------------------------------------------------------
+def _chat_message(member: TenantUser, chat_id: int, message_id: str) -> tuple[Chat, Message | None]:
+    chat = selectors.access_chat(member=member, chat_id=chat_id)
+    if len(message_id) > MAX_ID_CHARS:
+        return chat, None
+    return chat, Message.objects.filter(tenant_id=chat.tenant_id, chat=chat, graph_id=message_id).first()
+
+
+def _no_message() -> JsonResponse:
+    return json_error(404, "not_found", "No such message.")
+
+
+def _changed(member: TenantUser, chat: Chat, change: Callable[[], Message | None]) -> JsonResponse:
+    try:
+        message = change()
+    except sending.ActionFailed as exc:
+        return _failed(exc)
+    if message is None:
+        # Done in Teams; how the message looks now reaches the page live, once read back.
+        return JsonResponse({"pending": True, "message": None}, status=202)
+    names = _names(chat, [message])
+    return JsonResponse({"message": message_payload(message, me=str(member.oid), names=names)})
+
+
+@member_json("PATCH", "DELETE")
+def chat_message(request: HttpRequest, member: TenantUser, chat_id: int, message_id: str) -> JsonResponse:
+    """Edit (PATCH `{"content"}`) or delete (DELETE) one's own message."""
+    chat, message = _chat_message(member, chat_id, message_id)
+    if message is None:
+        return _no_message()
+    if request.method == "DELETE":
+        return _changed(member, chat, lambda: sending.message_delete(member=member, chat=chat, message=message))
+    body = json_body(request)
+    if isinstance(body, JsonResponse):
+        return body
+    text = body.get("content")
+    if not isinstance(text, str) or not text.strip():
+        return json_error(400, "empty", "A message cannot be empty; delete it instead.")
+    if len(text) > MAX_MESSAGE_CHARS:
+        return json_error(400, "too_long", f"A message can have at most {MAX_MESSAGE_CHARS} characters.")
+    return _changed(member, chat, lambda: sending.message_edit(member=member, chat=chat, message=message, text=text))
+
+
+@member_json("POST")
+def chat_message_restore(request: HttpRequest, member: TenantUser, chat_id: int, message_id: str) -> JsonResponse:
+    chat, message = _chat_message(member, chat_id, message_id)
+    if message is None:
+        return _no_message()
+    return _changed(member, chat, lambda: sending.message_restore(member=member, chat=chat, message=message))
+
+
+@member_json("POST")
+def chat_message_reactions(request: HttpRequest, member: TenantUser, chat_id: int, message_id: str) -> JsonResponse:
+    """`{"reaction": "👍", "on": true}` gives one's reaction, `"on": false` takes it back."""
+    chat, message = _chat_message(member, chat_id, message_id)
+    if message is None:
+        return _no_message()
+    body = json_body(request)
+    if isinstance(body, JsonResponse):
+        return body
+    reaction, on = body.get("reaction"), body.get("on")
+    if reaction not in sending.REACTIONS:
+        return json_error(400, "bad_reaction", f"A reaction is one of {' '.join(sending.REACTIONS)}.")
+    if not isinstance(on, bool):
+        return json_error(400, "bad_on", "on must be true (react) or false (take it back).")
+    return _changed(
+        member, chat, lambda: sending.message_react(member=member, chat=chat, message=message, reaction=reaction, on=on)
+    )
 
 
 @member_json("GET")
@@ -205,7 +412,7 @@ def chat_changes(request: HttpRequest, member: TenantUser, chat_id: int) -> Json
         return json_error(400, "bad_since", "since must be an ISO 8601 time with a zone.")
     now = dt.datetime.now(dt.UTC)  # the next catch-up's `since`
     changes = selectors.thread_changes(chat=chat, since=since)
-    me, names = str(member.oid), selectors.names_if_needed(chat=chat, messages=changes)
+    me, names = str(member.oid), _names(chat, changes)
     full = len(changes) >= selectors.CHANGES_LIMIT
     payload = [message_payload(m, me=me, names=names) for m in changes]
     return JsonResponse({"messages": payload, "truncated": full, "now": now.isoformat()})
@@ -213,9 +420,10 @@ def chat_changes(request: HttpRequest, member: TenantUser, chat_id: int) -> Json
 
 @member_json("POST")
 def chat_read(request: HttpRequest, member: TenantUser, chat_id: int) -> JsonResponse:
+    """Read up to now; in Teams too (`in_teams` false when Teams did not take it: read here all the same)."""
     chat = selectors.access_chat(member=member, chat_id=chat_id)
-    services.chat_mark_read(member=member, chat=chat)
-    return JsonResponse({"read": True})
+    shared = chat_actions.chat_read(member=member, chat=chat)
+    return JsonResponse({"read": True, "in_teams": shared})
 
 
 @member_json("GET")

@@ -13,7 +13,7 @@ import asyncio
 import datetime as dt
 import json
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -30,15 +30,40 @@ from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
 from kiota_http.middleware.options import RetryHandlerOption
+from msgraph.generated.chats.item.chat_item_request_builder import ChatItemRequestBuilder
+from msgraph.generated.chats.item.hide_for_user.hide_for_user_post_request_body import HideForUserPostRequestBody
+from msgraph.generated.chats.item.mark_chat_read_for_user.mark_chat_read_for_user_post_request_body import (
+    MarkChatReadForUserPostRequestBody,
+)
+from msgraph.generated.chats.item.mark_chat_unread_for_user.mark_chat_unread_for_user_post_request_body import (
+    MarkChatUnreadForUserPostRequestBody,
+)
+from msgraph.generated.chats.item.messages.item.set_reaction.set_reaction_post_request_body import (
+    SetReactionPostRequestBody,
+)
+from msgraph.generated.chats.item.messages.item.unset_reaction.unset_reaction_post_request_body import (
+    UnsetReactionPostRequestBody,
+)
 from msgraph.generated.chats.item.messages.messages_request_builder import MessagesRequestBuilder
+from msgraph.generated.chats.item.messages.reply_with_quote.reply_with_quote_post_request_body import (
+    ReplyWithQuotePostRequestBody,
+)
+from msgraph.generated.chats.item.unhide_for_user.unhide_for_user_post_request_body import (
+    UnhideForUserPostRequestBody,
+)
 from msgraph.generated.models.aad_user_conversation_member import AadUserConversationMember
 from msgraph.generated.models.body_type import BodyType
 from msgraph.generated.models.chat import Chat
 from msgraph.generated.models.chat_message import ChatMessage
+from msgraph.generated.models.chat_message_hosted_content import ChatMessageHostedContent
+from msgraph.generated.models.chat_message_mention import ChatMessageMention
+from msgraph.generated.models.chat_message_mentioned_identity_set import ChatMessageMentionedIdentitySet
 from msgraph.generated.models.chat_type import ChatType
+from msgraph.generated.models.identity import Identity
 from msgraph.generated.models.item_body import ItemBody
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.subscription import Subscription
+from msgraph.generated.models.teamwork_user_identity import TeamworkUserIdentity
 from msgraph.generated.users.item.chats.chats_request_builder import ChatsRequestBuilder
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_request_adapter import options as msgraph_options
@@ -53,6 +78,8 @@ PREFER_ENUMS = "include-unknown-enum-members"
 PAGE_SIZE = 50
 BATCH_LIMIT = 20
 EXPANDED_MEMBERS_LIMIT = 25  # `$expand=members` lists at most this many
+# A member added with this start sees the chat's whole history, as Graph documents it.
+ALL_HISTORY = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
 ERRORS: dict[str, Any] = {"XXX": ODataError}
 T = TypeVar("T")
 
@@ -107,6 +134,34 @@ class FixedToken(AccessTokenProvider):
 
     def get_allowed_hosts_validator(self) -> AllowedHostsValidator:
         return self._hosts
+
+
+@dataclass(frozen=True)
+class Mention:
+    """`<at id="{id}">{name}</at>` in a body: the chat member `oid`."""
+
+    id: int
+    oid: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Image:
+    """An inline image sent with a message, as `../hostedContents/{number}/$value` in its body."""
+
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class HostedContent:
+    data: bytes
+    content_type: str
+
+
+class ContentTooLarge(GraphError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(0, "ContentTooLarge", f"larger than {limit} bytes")
 
 
 @lru_cache(maxsize=1)
@@ -201,11 +256,77 @@ class GraphSession:
         ]
 
     # writes --------------------------------------------------------------------------------
-    async def send_message(self, chat_id: str, html: str) -> dict[str, Any]:
-        body = ChatMessage(body=ItemBody(content_type=BodyType.Html, content=html))
+    async def send_message(
+        self, chat_id: str, html: str, *, mentions: Sequence[Mention] = (), images: Sequence[Image] = ()
+    ) -> dict[str, Any]:
+        """A new message; `html` names each mention `<at id="N">` and each image `../hostedContents/N/$value`."""
+        body = _chat_message(html, mentions, images)
         info = self.client.chats.by_chat_id(chat_id).messages.to_post_request_information(body)
         message: dict[str, Any] = await self._json(info)
         return message
+
+    async def reply_with_quote(
+        self, chat_id: str, quoted_id: str, html: str, *, mentions: Sequence[Mention] = (), images: Sequence[Image] = ()
+    ) -> dict[str, Any]:
+        """A new message quoting `quoted_id` (Graph puts the quote in a `messageReference` attachment)."""
+        body = ReplyWithQuotePostRequestBody(
+            message_ids=[quoted_id], reply_message=_chat_message(html, mentions, images)
+        )
+        builder = self.client.chats.by_chat_id(chat_id).messages.reply_with_quote
+        message: dict[str, Any] = await self._json(builder.to_post_request_information(body))
+        return message
+
+    def _message(self, chat_id: str, message_id: str) -> Any:
+        return self.client.chats.by_chat_id(chat_id).messages.by_chat_message_id(message_id)
+
+    async def get_message(self, chat_id: str, message_id: str) -> dict[str, Any]:
+        message: dict[str, Any] = await self._json(
+            _with_enums(self._message(chat_id, message_id).to_get_request_information())
+        )
+        return message
+
+    async def edit_message(self, chat_id: str, message_id: str, html: str, *, mentions: Sequence[Mention] = ()) -> None:
+        """The sender's new text (Graph answers 204 to a delegated edit)."""
+        body = _chat_message(html, mentions, ())
+        await self._json(self._message(chat_id, message_id).to_patch_request_information(body))
+
+    def _own_message(self, user: str, chat_id: str, message_id: str) -> Any:
+        # Graph documents soft delete and its undo under the user only.
+        return self.client.users.by_user_id(user).chats.by_chat_id(chat_id).messages.by_chat_message_id(message_id)
+
+    async def soft_delete(self, *, user: str, chat_id: str, message_id: str) -> None:
+        await self._json(self._own_message(user, chat_id, message_id).soft_delete.to_post_request_information())
+
+    async def undo_soft_delete(self, *, user: str, chat_id: str, message_id: str) -> None:
+        await self._json(self._own_message(user, chat_id, message_id).undo_soft_delete.to_post_request_information())
+
+    async def set_reaction(self, chat_id: str, message_id: str, reaction: str) -> None:
+        body = SetReactionPostRequestBody(reaction_type=reaction)
+        await self._json(self._message(chat_id, message_id).set_reaction.to_post_request_information(body))
+
+    async def unset_reaction(self, chat_id: str, message_id: str, reaction: str) -> None:
+        body = UnsetReactionPostRequestBody(reaction_type=reaction)
+        await self._json(self._message(chat_id, message_id).unset_reaction.to_post_request_information(body))
+
+    async def hosted_content(self, chat_id: str, message_id: str, content_id: str, *, limit: int) -> HostedContent:
+        """An inline image's bytes and type, read no further than `limit` bytes (ContentTooLarge)."""
+        builder = self._message(chat_id, message_id).hosted_contents.by_chat_message_hosted_content_id(content_id)
+        info = builder.content.to_get_request_information()
+        info.path_parameters["baseurl"] = self.client.request_adapter.base_url
+        try:
+            request = await self.client.request_adapter.convert_to_native_async(info)
+            assert isinstance(request, httpx.Request)  # noqa: S101 (kiota's httpx adapter)
+            response = await self.http.send(request, stream=True)
+            try:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise error_from(response.status_code, _json_or_none(response.content), response.headers)
+                data = await _read_at_most(response, limit)
+            finally:
+                await response.aclose()
+        except httpx.HTTPError as exc:
+            raise GraphError(0, type(exc).__name__) from exc
+        return HostedContent(data, response.headers.get("Content-Type", ""))
 
     async def create_chat(self, *, creator: str, members: list[str], topic: str = "") -> dict[str, Any]:
         """A one-on-one chat with one other member (Graph answers the pair's existing chat), or a group."""
@@ -223,6 +344,59 @@ class GraphSession:
         )
         created: dict[str, Any] = await self._json(self.client.chats.to_post_request_information(chat))
         return created
+
+    # chat-level actions -----------------------------------------------------------------------
+    async def get_chat(self, chat_id: str) -> dict[str, Any]:
+        """One chat with its members (and, where Graph gives it, the user's `viewpoint`)."""
+        query = ChatItemRequestBuilder.ChatItemRequestBuilderGetQueryParameters(expand=["members"])
+        builder = self.client.chats.by_chat_id(chat_id)
+        info = builder.to_get_request_information(RequestConfiguration(query_parameters=query))
+        chat: dict[str, Any] = await self._json(_with_enums(info))
+        return chat
+
+    async def mark_chat_read(self, chat_id: str, *, user: str, tenant: str) -> None:
+        """Read up to now, for the signed-in user (shared with Teams)."""
+        body = MarkChatReadForUserPostRequestBody(user=_teamwork_user(user, tenant))
+        builder = self.client.chats.by_chat_id(chat_id).mark_chat_read_for_user
+        await self._json(builder.to_post_request_information(body))
+
+    async def mark_chat_unread(
+        self, chat_id: str, *, user: str, tenant: str, read_until: dt.datetime | None = None
+    ) -> None:
+        """Unread from `read_until` on (Graph's default: just before the last message)."""
+        body = MarkChatUnreadForUserPostRequestBody(
+            user=_teamwork_user(user, tenant), last_message_read_date_time=read_until
+        )
+        builder = self.client.chats.by_chat_id(chat_id).mark_chat_unread_for_user
+        await self._json(builder.to_post_request_information(body))
+
+    async def hide_chat(self, chat_id: str, *, user: str, tenant: str) -> None:
+        body = HideForUserPostRequestBody(user=_teamwork_user(user, tenant))
+        await self._json(self.client.chats.by_chat_id(chat_id).hide_for_user.to_post_request_information(body))
+
+    async def unhide_chat(self, chat_id: str, *, user: str, tenant: str) -> None:
+        body = UnhideForUserPostRequestBody(user=_teamwork_user(user, tenant))
+        await self._json(self.client.chats.by_chat_id(chat_id).unhide_for_user.to_post_request_information(body))
+
+    async def rename_chat(self, chat_id: str, topic: str) -> None:
+        """A group chat's new topic (Graph answers 204)."""
+        await self._json(self.client.chats.by_chat_id(chat_id).to_patch_request_information(Chat(topic=topic)))
+
+    async def add_member(self, chat_id: str, user: str) -> dict[str, Any]:
+        """A person added to a group chat, seeing its whole history (Graph answers the membership)."""
+        member = AadUserConversationMember(
+            roles=["owner"],
+            visible_history_start_date_time=ALL_HISTORY,
+            additional_data={"user@odata.bind": f"{settings.GRAPH_URL}/v1.0/users('{user}')"},
+        )
+        info = self.client.chats.by_chat_id(chat_id).members.to_post_request_information(member)
+        added: dict[str, Any] = await self._json(info)
+        return added
+
+    async def remove_member(self, chat_id: str, membership_id: str) -> None:
+        """A membership ended; one's own is leaving the chat."""
+        builder = self.client.chats.by_chat_id(chat_id).members.by_conversation_member_id(membership_id)
+        await self._json(builder.to_delete_request_information())
 
     # change notifications ------------------------------------------------------------------
     async def subscribe_chat_messages(
@@ -271,6 +445,58 @@ def run_with_session(token: str, work: Callable[[GraphSession], Awaitable[T]]) -
             await session.aclose()
 
     return asyncio.run(run())
+
+
+def _teamwork_user(user: str, tenant: str) -> TeamworkUserIdentity:
+    """The signed-in user as read-state and hide actions name him: `{"id", "tenantId"}`."""
+    return TeamworkUserIdentity(id=user, additional_data={"tenantId": tenant})
+
+
+def _chat_message(html: str, mentions: Sequence[Mention], images: Sequence[Image]) -> ChatMessage:
+    return ChatMessage(
+        body=ItemBody(content_type=BodyType.Html, content=html),
+        mentions=[
+            ChatMessageMention(
+                id=m.id,
+                mention_text=m.name,
+                mentioned=ChatMessageMentionedIdentitySet(
+                    user=Identity(id=m.oid, display_name=m.name, additional_data={"userIdentityType": "aadUser"})
+                ),
+            )
+            for m in mentions
+        ]
+        or None,
+        hosted_contents=[
+            ChatMessageHostedContent(
+                content_bytes=image.data,
+                content_type=image.content_type,
+                additional_data={"@microsoft.graph.temporaryId": str(number)},
+            )
+            for number, image in enumerate(images, start=1)
+        ]
+        or None,
+    )
+
+
+async def _read_at_most(response: httpx.Response, limit: int) -> bytes:
+    """The body, refused as soon as it passes `limit` (whatever Content-Length claims)."""
+    declared = response.headers.get("Content-Length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ContentTooLarge(limit)
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise ContentTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json_or_none(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
 
 
 def _with_enums(info: RequestInformation) -> RequestInformation:

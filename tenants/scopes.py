@@ -6,12 +6,18 @@ ACS_RESOURCE = "https://auth.msft.communication.azure.com"
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 
 # Both ACS scopes are needed for the Entra → ACS exchange; Graph scopes for chat.
+# ChatMember.ReadWrite: removing a chat member (and leaving a chat) has no other delegated
+# permission in Graph. Tokens are never requested with it by name: Entra puts every consented
+# permission of a resource in the token, so a tenant that consented before it was asked for
+# keeps working, and only removing members waits for an admin to grant it again.
+MEMBER_MANAGEMENT_SCOPE = f"{GRAPH_RESOURCE}/ChatMember.ReadWrite"
 DEFAULT_REQUESTED_SCOPES = [
     f"{ACS_RESOURCE}/Teams.ManageCalls",
     f"{ACS_RESOURCE}/Teams.ManageChats",
     f"{GRAPH_RESOURCE}/User.Read",
     f"{GRAPH_RESOURCE}/Chat.ReadWrite",
     f"{GRAPH_RESOURCE}/ChatMessage.Send",
+    MEMBER_MANAGEMENT_SCOPE,
     f"{GRAPH_RESOURCE}/offline_access",
 ]
 

@@ -7,6 +7,7 @@ exactly as it would answer them alone: authorization, faults and throttling incl
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import random
@@ -141,6 +142,8 @@ def _http_reply(request: Request, reply: Reply) -> Response:
     }
     if reply.body is None:
         return Response(status_code=reply.status, headers=headers)
+    if isinstance(reply.body, bytes):  # a stream (`/$value`), its type in the headers
+        return Response(reply.body, status_code=reply.status, headers=headers)
     return JSONResponse(reply.body, status_code=reply.status, headers=headers, media_type=ODATA_JSON)
 
 
@@ -237,7 +240,10 @@ async def _answer_item(parent: Call, item: dict[str, Any], failed: set[str]) -> 
         failed.add(item["id"].lower())
     headers = {"Content-Type": "application/json" if reply.body is not None else "text/plain", **reply.headers}
     answer = {"id": item["id"], "status": reply.status, "headers": headers}
-    if reply.body is not None:
+    if isinstance(reply.body, bytes):
+        # JSON batching carries other media base64-encoded.
+        answer["body"] = base64.b64encode(reply.body).decode()
+    elif reply.body is not None:
         answer["body"] = reply.body
     return answer
 
@@ -274,6 +280,6 @@ async def batch(call: Call) -> Reply:
 
 def routes() -> list[Route]:
     # Handlers register themselves on import.
-    from devcloud.graph import chats, subscriptions, users  # noqa: F401
+    from devcloud.graph import chats, messages, subscriptions, users  # noqa: F401
 
     return [Route("/v1.0/{rest:path}", endpoint, methods=["GET", "POST", "PATCH", "DELETE"])]

@@ -1,30 +1,58 @@
-"""Chats, members and messages (delegated): list, read, send, create.
+"""Chats and their members (delegated): list, read, create, rename, add and remove members, and
+each member's viewpoint (read up to, hidden).
 
-A user sees only the chats he is a member of. Chat message requests count against Graph's
-limits (`throttle.py`).
+A user sees only the chats he is a member of. Messages are in `messages.py`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 from devcloud.directory import User
 from devcloud.graph import odata
 from devcloud.graph import resources as res
-from devcloud.graph.api import Call, Reply, route
+from devcloud.graph.api import Call, Handler, Reply, route
 from devcloud.graph.auth import require_teams
 from devcloud.graph.errors import GraphError, not_found
-from devcloud.graph.store import Chat, Message, StoreError
+from devcloud.graph.store import MAX_TOPIC, Chat, StoreError
 
 READ_CHATS = ("Chat.ReadBasic", "Chat.Read", "Chat.ReadWrite")
 READ_MEMBERS = ("ChatMember.Read", "ChatMember.ReadWrite", "Chat.ReadBasic", "Chat.Read", "Chat.ReadWrite")
 READ_MESSAGES = ("Chat.Read", "Chat.ReadWrite")
 SEND_MESSAGES = ("ChatMessage.Send", "Chat.ReadWrite")
 CREATE_CHATS = ("Chat.Create", "Chat.ReadWrite")
-MAX_MESSAGE_BYTES = 28 * 1024
+WRITE_CHATS = ("Chat.ReadWrite",)
+ADD_MEMBERS = ("ChatMember.ReadWrite", "Chat.ReadWrite")
+REMOVE_MEMBERS = ("ChatMember.ReadWrite",)
 USER_BIND = re.compile(r"/users(?:\('([^']+)'\)|/([^/?']+))$")
+
+
+EVERY_PATH = ("/chats/{chat_id}", "/me/chats/{chat_id}", "/users/{user_id}/chats/{chat_id}")
+# Most of what changes a chat is documented (and answered) under `/chats/{id}` only.
+CHATS_PATH = ("/chats/{chat_id}",)
+USERS_PATH = ("/users/{user_id}/chats/{chat_id}",)
+
+
+def chat_route(method: str, suffix: str = "", *, under: tuple[str, ...] = EVERY_PATH) -> Callable[[Handler], Handler]:
+    """A chat's resource under the paths Graph documents for it: reads under `/chats/{id}`,
+    `/me/chats/{id}` and `/users/{id}/chats/{id}`; most writes under one of them."""
+
+    def register(handler: Handler) -> Handler:
+        for prefix in under:
+            route(method, prefix + suffix)(handler)
+        return handler
+
+    return register
+
+
+def member_call(call: Call, *scopes: str) -> tuple[User, Chat]:
+    """The signed-in user (with one of the scopes) and the chat of the path, of which he is a member."""
+    user = require_teams(call.caller, *scopes)
+    _own_path(call, user)
+    return user, access_chat(call, user)
 
 
 def access_chat(call: Call, user: User) -> Chat:
@@ -79,7 +107,14 @@ async def list_chats(call: Call) -> Reply:
         **call.context(f"users('{user.id}')/chats"),
         **odata.next_link(call.base, call.path, call.query, page.next_token),
         "value": [
-            res.chat(directory, c, viewer=user.id, expand=expand, include_unknown_enums=call.include_unknown_enums)
+            res.chat(
+                directory,
+                c,
+                viewer=user.id,
+                expand=expand,
+                include_unknown_enums=call.include_unknown_enums,
+                base=call.base,
+            )
             for c in page.items
         ],
     }
@@ -94,28 +129,31 @@ def _chat_order(raw: str | None) -> bool:
     return True
 
 
-@route("GET", "/chats/{chat_id}")
-@route("GET", "/me/chats/{chat_id}")
-@route("GET", "/users/{user_id}/chats/{chat_id}")
+@chat_route("GET")
 async def get_chat(call: Call) -> Reply:
     user = require_teams(call.caller, *READ_CHATS)
     _own_path(call, user)
     odata.only_options(call.query, {"$expand"})
     expand = odata.expand(call.query, {"members", "lastMessagePreview"})
     chat = access_chat(call, user)
+    return _chat_reply(call, user, chat, expand)
+
+
+def _chat_reply(call: Call, user: User, chat: Chat, expand: set[str], status: int = 200) -> Reply:
     body = res.chat(
-        call.state.directory, chat, viewer=user.id, expand=expand, include_unknown_enums=call.include_unknown_enums
+        call.state.directory,
+        chat,
+        viewer=user.id,
+        expand=expand,
+        include_unknown_enums=call.include_unknown_enums,
+        base=call.base,
     )
-    return Reply(200, {**call.context("chats/$entity"), **body})
+    return Reply(status, {**call.context("chats/$entity"), **body})
 
 
-@route("GET", "/chats/{chat_id}/members")
-@route("GET", "/me/chats/{chat_id}/members")
-@route("GET", "/users/{user_id}/chats/{chat_id}/members")
+@chat_route("GET", "/members")
 async def list_members(call: Call) -> Reply:
-    user = require_teams(call.caller, *READ_MEMBERS)
-    _own_path(call, user)
-    chat = access_chat(call, user)
+    _user, chat = member_call(call, *READ_MEMBERS)
     members = [res.member(call.state.directory, chat, u) for u in chat.members]
     context = call.context(f"chats('{quote(chat.id, safe='')}')/members")
     return Reply(200, {**context, "@odata.count": len(members), "value": members})
@@ -144,8 +182,7 @@ async def create_chat(call: Call) -> Reply:
         chat, _created = call.state.chats.create_chat(creator=user, members=others, chat_type=chat_type, topic=topic)
     except StoreError as exc:
         raise odata.bad_request(str(exc)) from exc
-    body = res.chat(call.state.directory, chat, viewer=user.id, expand=set())
-    return Reply(201, {**call.context("chats/$entity"), **body})
+    return _chat_reply(call, user, chat, set(), 201)
 
 
 def _bound_user(call: Call, member: Any) -> User:
@@ -160,79 +197,112 @@ def _bound_user(call: Call, member: Any) -> User:
     return user
 
 
-# messages -------------------------------------------------------------------------------
-@route("GET", "/chats/{chat_id}/messages")
-@route("GET", "/me/chats/{chat_id}/messages")
-@route("GET", "/users/{user_id}/chats/{chat_id}/messages")
-async def list_messages(call: Call) -> Reply:
-    user = require_teams(call.caller, *READ_MESSAGES)
-    _own_path(call, user)
-    chat = access_chat(call, user)
-    _throttle(call, chat)
-    odata.only_options(call.query, {"$top", "$orderby", "$filter", "$skiptoken"})
-    size = odata.top(call.query, default=20)
-    order = odata.message_order(call.query.get("$orderby"))
-    clauses = odata.message_filter(call.query.get("$filter"))
-    items = _filtered(list(chat.messages.values()), order, clauses)
-
-    def key(message: Message) -> odata.SortKey:
-        return (float(message.created_ms if order == "createdDateTime" else message.modified_ms), message.id)
-
-    page = odata.page(items, key=key, size=size, token=call.query.get("$skiptoken"))
-    body = {
-        **call.context(_message_context(chat)),
-        "@odata.count": len(page.items),
-        **odata.next_link(call.base, call.path, call.query, page.next_token),
-        "value": [res.message(call.state.directory, m, call.include_unknown_enums) for m in page.items],
-    }
-    return Reply(200, body)
+# changes to a chat ----------------------------------------------------------------------
+@chat_route("PATCH", under=CHATS_PATH)
+async def update_chat(call: Call) -> Reply:
+    """Rename a group chat (its topic is all a delegated PATCH changes): 200 with the chat."""
+    user, chat = member_call(call, *WRITE_CHATS)
+    body = call.body if isinstance(call.body, dict) else {}
+    topic = body.get("topic")
+    if chat.chat_type != "group":
+        raise odata.bad_request("The topic can be set only for a chat of group type.")
+    if not isinstance(topic, str) or not topic.strip() or len(topic) > MAX_TOPIC:
+        raise odata.bad_request(f"topic must be a string of 1 to {MAX_TOPIC} characters.")
+    if ":" in topic:
+        raise odata.bad_request("The chat topic cannot contain ':'.")
+    if topic != chat.topic:
+        call.state.chats.rename(chat_id=chat.id, topic=topic, by=user)
+    return _chat_reply(call, user, chat, set())
 
 
-def _filtered(items: list[Message], order: str | None, clauses: list[odata.Clause]) -> list[Message]:
-    """Graph applies `$filter` only with an `$orderby` on the property every clause names."""
-    if not clauses or order is None or any(c.prop != order for c in clauses):
-        return items
-    for clause in clauses:
-        attr = "modified_ms" if clause.prop == "lastModifiedDateTime" else "created_ms"
-        if clause.op == "gt":
-            items = [m for m in items if getattr(m, attr) > clause.value_ms]
-        else:
-            items = [m for m in items if getattr(m, attr) < clause.value_ms]
-    return items
+@chat_route("GET", "/members/{membership_id}")
+async def get_member(call: Call) -> Reply:
+    _user, chat = member_call(call, *READ_MEMBERS)
+    member_id = _membership(chat, call.params["membership_id"])
+    context = call.context(f"chats('{quote(chat.id, safe='')}')/members/$entity")
+    return Reply(200, {**context, **res.member(call.state.directory, chat, member_id)})
 
 
-@route("GET", "/chats/{chat_id}/messages/{message_id}")
-@route("GET", "/me/chats/{chat_id}/messages/{message_id}")
-async def get_message(call: Call) -> Reply:
-    user = require_teams(call.caller, *READ_MESSAGES)
-    chat = access_chat(call, user)
-    _throttle(call, chat)
-    message = chat.messages.get(call.params["message_id"])
-    if message is None:
-        raise GraphError(404, "NotFound", f"Message '{call.params['message_id']}' was not found.")
-    body = res.message(call.state.directory, message, call.include_unknown_enums)
-    return Reply(200, {**call.context(_message_context(chat) + "/$entity"), **body})
+@chat_route("POST", "/members", under=CHATS_PATH)
+async def add_member(call: Call) -> Reply:
+    user, chat = member_call(call, *ADD_MEMBERS)
+    added = _bound_user(call, call.body)
+    if chat.chat_type != "group":
+        raise odata.bad_request("Members can be added to group chats only.")
+    if added.id in chat.members:
+        raise odata.bad_request("The user is already a member of the chat.")
+    call.state.chats.add_member(chat_id=chat.id, user=added, by=user)
+    member = res.member(call.state.directory, chat, added.id)
+    location = f"{call.base}/chats('{chat.id}')/members('{member['id']}')"
+    context = call.context(f"chats('{quote(chat.id, safe='')}')/members/$entity")
+    return Reply(201, {**context, **member}, {"Location": location})
 
 
-@route("POST", "/chats/{chat_id}/messages")
-@route("POST", "/me/chats/{chat_id}/messages")
-async def send_message(call: Call) -> Reply:
-    user = require_teams(call.caller, *SEND_MESSAGES)
-    chat = access_chat(call, user)
-    _throttle(call, chat)
-    content, content_type = _message_body(call.body)
-    message = call.state.chats.post(chat_id=chat.id, sender=user, content=content, content_type=content_type)
-    body = res.message(call.state.directory, message, call.include_unknown_enums)
-    return Reply(201, {**call.context(_message_context(chat) + "/$entity"), **body})
+@chat_route("DELETE", "/members/{membership_id}", under=CHATS_PATH)
+async def remove_member(call: Call) -> Reply:
+    """Remove a member; removing oneself is leaving the chat."""
+    user, chat = member_call(call, *REMOVE_MEMBERS)
+    member_id = _membership(chat, call.params["membership_id"])
+    if chat.chat_type != "group":
+        raise odata.bad_request("Members can be removed from group chats only.")
+    removed = call.state.chats.user(member_id)
+    call.state.chats.remove_member(chat_id=chat.id, user=removed, by=user)
+    return Reply(204)
 
 
-def _message_body(body: Any) -> tuple[str, str]:
-    item = body.get("body") if isinstance(body, dict) else None
-    if not isinstance(item, dict) or not isinstance(item.get("content"), str) or not item["content"].strip():
-        raise odata.bad_request("The message body must have non-empty 'content'.")
-    content_type = str(item.get("contentType") or "text").lower()
-    if content_type not in ("text", "html"):
-        raise odata.bad_request("body.contentType must be 'text' or 'html'.")
-    if len(item["content"].encode()) > MAX_MESSAGE_BYTES:
-        raise GraphError(413, "RequestEntityTooLarge", "The message is larger than Teams allows (about 28 KB).")
-    return item["content"], content_type
+def _membership(chat: Chat, membership_id: str) -> str:
+    for user_id in chat.members:
+        if res.member_id(chat, user_id) == membership_id:
+            return user_id
+    raise GraphError(404, "NotFound", f"Member '{membership_id}' was not found in the chat.")
+
+
+# the signed-in user's viewpoint ---------------------------------------------------------
+def _for_self(call: Call, user: User) -> dict[str, Any]:
+    """The body's `user` (a teamworkUserIdentity): delegated, only the signed-in user himself."""
+    body = call.body if isinstance(call.body, dict) else {}
+    target = body.get("user")
+    if not isinstance(target, dict) or not isinstance(target.get("id"), str):
+        raise odata.bad_request("user (a teamworkUserIdentity with its id) is required.")
+    tenant = target.get("tenantId")
+    if target["id"].lower() != user.id or (tenant is not None and str(tenant).lower() != user.tenant_id):
+        raise GraphError(403, "Forbidden", "Forbidden: a delegated request may act only for the signed-in user.")
+    return body
+
+
+@chat_route("POST", "/markChatReadForUser", under=CHATS_PATH)
+async def mark_chat_read(call: Call) -> Reply:
+    user, chat = member_call(call, *WRITE_CHATS)
+    _for_self(call, user)
+    call.state.chats.mark_read(chat_id=chat.id, user=user)
+    return Reply(204)
+
+
+@chat_route("POST", "/markChatUnreadForUser", under=CHATS_PATH)
+async def mark_chat_unread(call: Call) -> Reply:
+    user, chat = member_call(call, *WRITE_CHATS)
+    raw = _for_self(call, user).get("lastMessageReadDateTime")
+    read_until = None
+    if raw is not None:
+        try:
+            read_until = int(res.parse_iso(str(raw)))
+        except ValueError as exc:
+            raise odata.bad_request(f"lastMessageReadDateTime '{raw}' is not a valid DateTimeOffset.") from exc
+    call.state.chats.mark_unread(chat_id=chat.id, user=user, read_until_ms=read_until)
+    return Reply(204)
+
+
+@chat_route("POST", "/hideForUser", under=CHATS_PATH)
+async def hide_chat(call: Call) -> Reply:
+    user, chat = member_call(call, *WRITE_CHATS)
+    _for_self(call, user)
+    call.state.chats.hide(chat_id=chat.id, user=user, hidden=True)
+    return Reply(204)
+
+
+@chat_route("POST", "/unhideForUser", under=CHATS_PATH)
+async def unhide_chat(call: Call) -> Reply:
+    user, chat = member_call(call, *WRITE_CHATS)
+    _for_self(call, user)
+    call.state.chats.hide(chat_id=chat.id, user=user, hidden=False)
+    return Reply(204)

@@ -1,11 +1,14 @@
 """Control API for chats under `/_devcloud/`: what users do in Teams, bulk tenants, subscriptions.
 
-Messages posted, edited or deleted here are as if typed in Teams: they raise change
-notifications like any other change, and are not throttled.
+Messages posted, edited, deleted, restored or reacted to here, chats renamed, read, hidden and
+members removed, are as if done in Teams: they raise change notifications like any other change,
+and are not throttled. Graph's own checks of a message (mentions, inline images, quotes) apply.
 """
 
 from __future__ import annotations
 
+import html
+import re
 import time
 from typing import Any
 
@@ -15,13 +18,15 @@ from starlette.routing import Route
 
 from devcloud.control_http import GENERATED_PASSWORD, bad, json_object, state_of
 from devcloud.directory import User
+from devcloud.graph import compose, subscriptions
 from devcloud.graph import resources as res
-from devcloud.graph import subscriptions
-from devcloud.graph.store import Chat, StoreError
+from devcloud.graph.errors import GraphError
+from devcloud.graph.store import Chat, Message, StoreError
 from devcloud.state import State
 
 MAX_GENERATED = {"users": 1000, "chats": 5000, "messages": 10000}
 MAX_GENERATED_MESSAGES = 1_000_000
+AT_TEXT = re.compile(r"<at[^>]*>(.*?)</at>", re.IGNORECASE | re.DOTALL)
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -61,6 +66,8 @@ async def _guarded(request: Request, action: Any) -> Response:
     except StoreError as exc:
         status = 404 if str(exc).startswith("unknown") else 400
         return bad(str(exc), status)
+    except GraphError as exc:
+        return bad(exc.message, exc.status)
     except ValueError as exc:
         return bad(str(exc))
 
@@ -88,13 +95,33 @@ async def _create_chat(state: State, request: Request) -> Response:
 
 
 async def _dump_chat(state: State, request: Request) -> Response:
-    """The chat with members, and every message in Graph's shape, oldest first."""
+    """The chat with members, each member's viewpoint, and every message in Graph's shape (with
+    its hosted content ids), oldest first."""
     chat = _chat(state, request)
-    viewer = next(iter(chat.members))
-    body = res.chat(state.directory, chat, viewer=viewer, expand={"members"}, include_unknown_enums=True)
+    base = _graph_base(state)
+    viewer = next(iter(chat.members), "")
+    body = res.chat(state.directory, chat, viewer=viewer, expand={"members"}, include_unknown_enums=True, base=base)
     body["members"] = [res.member(state.directory, chat, u) for u in chat.members]
+    body["viewpoints"] = {u: _viewpoint(chat, u) for u in chat.members}
+    body["hidden"] = sorted(chat.hidden)
     messages = sorted(chat.messages.values(), key=lambda m: m.created_ms)
-    return JSONResponse({**body, "messages": [res.message(state.directory, m, True) for m in messages]})
+    return JSONResponse({**body, "messages": [_message(state, m) for m in messages]})
+
+
+def _graph_base(state: State) -> str:
+    return f"{state.base_url}/v1.0"
+
+
+def _message(state: State, message: Message) -> dict[str, Any]:
+    body = res.message(state.directory, message, True, base=_graph_base(state))
+    return {**body, "hostedContentIds": list(message.hosted)}
+
+
+def _viewpoint(chat: Chat, user_id: str) -> dict[str, Any]:
+    return {
+        "isHidden": user_id in chat.hidden,
+        "lastMessageReadDateTime": res.iso(chat.last_read_ms.get(user_id, chat.created_ms)),
+    }
 
 
 async def _add_member(state: State, request: Request) -> Response:
@@ -105,18 +132,64 @@ async def _add_member(state: State, request: Request) -> Response:
 
 
 async def _post_message(state: State, request: Request) -> Response:
+    """`{"from", "content", "contentType", "replyTo"?, "mentions"?: [user…], "images"?: [{"contentType",
+    "contentBytes"}]}`: `<at id="N">` tags of the content name the mentioned users in order."""
     body = await _body(request)
-    content = body.get("content")
-    if not isinstance(content, str) or not content.strip():
+    chat = _chat(state, request)
+    images = _images(body.get("images"))
+    content = body.get("content", "")
+    if not isinstance(content, str) or not (content.strip() or images):
         raise StoreError("content: a non-empty string")
     content_type = str(body.get("contentType", "html"))
     if content_type not in ("html", "text"):
         raise StoreError("contentType: html or text")
-    sender = _user(state, body.get("from"))
+    attachments = None
+    if body.get("replyTo") is not None or images or body.get("mentions"):
+        content = html.escape(content) if content_type == "text" else content
+        content_type = "html"
+    if body.get("replyTo") is not None:
+        tags, attachments = compose.quoted(state.directory, chat, [str(body["replyTo"])])
+        content = tags + content
+    for n in range(1, len(images) + 1):
+        if f"../hostedContents/{n}/$value" not in content:
+            content += f'<p><img src="../hostedContents/{n}/$value" alt="image"></p>'
+    mentions = compose.mentions(state.directory, chat, content, content_type, _mentions(state, content, body))
     message = state.chats.post(
-        chat_id=_chat(state, request).id, sender=sender, content=content, content_type=content_type
+        chat_id=chat.id,
+        sender=_user(state, body.get("from")),
+        content=content,
+        content_type=content_type,
+        mentions=mentions,
+        attachments=attachments,
+        hosted=compose.hosted_contents(content, images),
     )
-    return JSONResponse(res.message(state.directory, message, True), status_code=201)
+    return JSONResponse(_message(state, message), status_code=201)
+
+
+def _images(raw: Any) -> list[dict[str, Any]]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(i, dict) for i in raw):
+        raise StoreError('images: a list of {"contentType", "contentBytes"}')
+    return [{**image, compose.TEMPORARY_ID: str(n)} for n, image in enumerate(raw, start=1)]
+
+
+def _mentions(state: State, content: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """Graph's mentions of the users named, the n-th being `<at id="n">` of the content."""
+    refs = body.get("mentions") or []
+    if not isinstance(refs, list):
+        raise StoreError("mentions: a list of user ids or UPNs")
+    tags = list(dict.fromkeys(int(m[2]) for m in compose.AT_TAG.finditer(content)))
+    if tags != list(range(len(refs))):
+        raise StoreError('mentions: the content needs <at id="0">…</at>, <at id="1">… for them, in order')
+    mentions = []
+    for n, ref in enumerate(refs):
+        user = _user(state, ref)
+        text = AT_TEXT.search(content[content.index(f'<at id="{n}"') :]) if f'<at id="{n}"' in content else None
+        mention_text = html.unescape(text[1]) if text else user.display_name
+        mentioned = {"user": {"id": user.id, "displayName": user.display_name, "userIdentityType": "aadUser"}}
+        mentions.append({"id": n, "mentionText": mention_text, "mentioned": mentioned})
+    return mentions
 
 
 async def _change_message(state: State, request: Request) -> Response:
@@ -128,7 +201,69 @@ async def _change_message(state: State, request: Request) -> Response:
         if not isinstance(content, str) or not content.strip():
             raise StoreError("content: a non-empty string")
         message = state.chats.edit(chat_id=chat_id, message_id=message_id, content=content)
-    return JSONResponse(res.message(state.directory, message, True))
+    return JSONResponse(_message(state, message))
+
+
+async def _restore_message(state: State, request: Request) -> Response:
+    message = state.chats.undelete(chat_id=_chat(state, request).id, message_id=request.path_params["message_id"])
+    return JSONResponse(_message(state, message))
+
+
+async def _react(state: State, request: Request) -> Response:
+    """`{"user", "reactionType", "on"}`: a reaction set (or, with `"on": false`, unset)."""
+    body = await _body(request)
+    reaction = body.get("reactionType")
+    if not isinstance(reaction, str) or not compose.is_emoji(reaction):
+        raise StoreError("reactionType: a unicode emoji")
+    message = state.chats.react(
+        chat_id=_chat(state, request).id,
+        message_id=request.path_params["message_id"],
+        user=_member(state, request, body.get("user")),
+        reaction=reaction,
+        on=body.get("on", True) is not False,
+    )
+    return JSONResponse(_message(state, message))
+
+
+def _member(state: State, request: Request, ref: Any) -> User:
+    user = _user(state, ref)
+    if user.id not in _chat(state, request).members:
+        raise StoreError("user: not a member of the chat")
+    return user
+
+
+async def _viewpoint_change(state: State, request: Request) -> Response:
+    """`read`, `unread` (`{"user", "lastMessageReadDateTime"?}`) or `hide` (`{"user", "hidden"}`)."""
+    body, chat, action = await _body(request), _chat(state, request), request.path_params["action"]
+    user = _member(state, request, body.get("user"))
+    if action == "read":
+        state.chats.mark_read(chat_id=chat.id, user=user)
+    elif action == "unread":
+        until = body.get("lastMessageReadDateTime")
+        until_ms = int(res.parse_iso(str(until))) if until is not None else None
+        state.chats.mark_unread(chat_id=chat.id, user=user, read_until_ms=until_ms)
+    elif action == "hide":
+        state.chats.hide(chat_id=chat.id, user=user, hidden=body.get("hidden", True) is not False)
+    else:
+        raise StoreError("action: read, unread or hide")
+    return JSONResponse({"user": user.id, "viewpoint": _viewpoint(chat, user.id)})
+
+
+async def _rename(state: State, request: Request) -> Response:
+    """`{"topic", "by"}`: a group chat renamed, with its chatRenamed event message."""
+    body = await _body(request)
+    by = _member(state, request, body["by"]) if body.get("by") else None
+    chat = state.chats.rename(chat_id=_chat(state, request).id, topic=str(body.get("topic") or ""), by=by)
+    return JSONResponse(_summary(chat))
+
+
+async def _remove_member(state: State, request: Request) -> Response:
+    """`?by=user`: removed by another member, or leaving when `by` is the member himself."""
+    ref = request.query_params.get("by")
+    by = _user(state, ref) if ref else None
+    user = _user(state, request.path_params["user"])
+    chat = state.chats.remove_member(chat_id=_chat(state, request).id, user=user, by=by)
+    return JSONResponse(_summary(chat))
 
 
 async def _generate(state: State, request: Request) -> Response:
@@ -207,9 +342,14 @@ def routes() -> list[Route]:
         _route("/chats", _list_chats, ["GET"]),
         _route("/chats", _create_chat, ["POST"]),
         _route("/chats/{chat_id}", _dump_chat, ["GET"]),
+        _route("/chats/{chat_id}", _rename, ["PATCH"]),
         _route("/chats/{chat_id}/members", _add_member, ["POST"]),
+        _route("/chats/{chat_id}/members/{user}", _remove_member, ["DELETE"]),
         _route("/chats/{chat_id}/messages", _post_message, ["POST"]),
         _route("/chats/{chat_id}/messages/{message_id}", _change_message, ["PATCH", "DELETE"]),
+        _route("/chats/{chat_id}/messages/{message_id}/restore", _restore_message, ["POST"]),
+        _route("/chats/{chat_id}/messages/{message_id}/reactions", _react, ["POST"]),
+        _route("/chats/{chat_id}/{action}", _viewpoint_change, ["POST"]),
         _route("/tenants/{tenant}/chats/generate", _generate, ["POST"]),
         _route("/subscriptions", _subscriptions, ["GET"]),
         _route("/subscriptions/{sub_id}/{action}", _subscription_action, ["POST"]),

@@ -13,17 +13,20 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from devcloud.directory import Directory, Tenant, User
+from devcloud.graph.model import ChangeListener, Chat, Message, StoreError, one_on_one_id
+from devcloud.graph.store_messages import MessageWrites
+
+__all__ = ["Chat", "ChatStore", "Message", "StoreError", "one_on_one_id"]
 
 STEP_MS = 7 * 60_000
 # Bump when the generator changes: a journal replays with the generator that wrote it.
 GENERATOR_VERSION = 1
-ChangeListener = Callable[["Chat", "Message", str], None]
+MAX_TOPIC = 250
 WORDS = [
     "agenda",
     "budget",
@@ -50,54 +53,7 @@ WORDS = [
 ]
 
 
-@dataclass(slots=True)
-class Message:
-    id: str
-    chat_id: str
-    created_ms: int
-    modified_ms: int
-    sender_id: str | None
-    content_type: str
-    content: str
-    edited_ms: int | None = None
-    deleted_ms: int | None = None
-    # eventDetail of a system event message (members added), with user ids only.
-    event: dict[str, Any] | None = None
-
-
-@dataclass(slots=True)
-class Chat:
-    id: str
-    tenant_id: str
-    chat_type: str
-    topic: str | None
-    created_ms: int
-    updated_ms: int
-    members: dict[str, int] = field(default_factory=dict)  # user id → when added (ms)
-    messages: dict[str, Message] = field(default_factory=dict)
-    clock_ms: int = 0
-    last_read_ms: dict[str, int] = field(default_factory=dict)
-
-    def tick(self, now_ms: int | None = None) -> int:
-        """The chat's next modification time: never equal to or before the previous one."""
-        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        self.clock_ms = max(now_ms, self.clock_ms + 1)
-        return self.clock_ms
-
-    def last_message(self) -> Message | None:
-        return max(self.messages.values(), key=lambda m: m.created_ms, default=None)
-
-
-class StoreError(ValueError):
-    """A control-API or Graph request the store cannot apply (unknown chat, not a member…)."""
-
-
-def one_on_one_id(a: str, b: str) -> str:
-    first, second = sorted((a, b))
-    return f"19:{first}_{second}@unq.gbl.spaces"
-
-
-class ChatStore:
+class ChatStore(MessageWrites):
     def __init__(self, *, directory: Directory, journal: Path) -> None:
         self.directory = directory
         self.journal = journal
@@ -212,36 +168,47 @@ class ChatStore:
         self._record({"op": "member", "chat": chat_id, "user": user.id, "by": by.id if by else None, "at": at})
         return chat
 
-    def post(self, *, chat_id: str, sender: User, content: str, content_type: str = "html") -> Message:
+    def remove_member(self, *, chat_id: str, user: User, by: User | None) -> Chat:
+        """A member removed (by another) or leaving (by himself), with its system event message."""
         chat = self._chat(chat_id)
-        if sender.id not in chat.members:
-            raise StoreError("the sender is not a member of the chat")
+        if chat.chat_type != "group":
+            raise StoreError("members can be removed from group chats only")
+        if user.id not in chat.members:
+            raise StoreError("not a member")
         at = chat.tick()
-        op = {"op": "post", "chat": chat_id, "from": sender.id, "type": content_type, "content": content}
-        self._record({**op, "at": at})
-        return chat.messages[str(at)]
+        op = {"op": "remove_member", "chat": chat_id, "user": user.id, "by": by.id if by else None, "at": at}
+        self._record(op)
+        return chat
 
-    def edit(self, *, chat_id: str, message_id: str, content: str) -> Message:
+    def rename(self, *, chat_id: str, topic: str, by: User | None) -> Chat:
         chat = self._chat(chat_id)
-        message = self._message(chat, message_id)
-        if message.deleted_ms is not None or message.sender_id is None:
-            raise StoreError("deleted and system messages cannot be edited")
+        if chat.chat_type != "group":
+            raise StoreError("only group chats have a topic")
+        if not isinstance(topic, str) or not topic.strip() or len(topic) > MAX_TOPIC:
+            raise StoreError(f"topic: 1 to {MAX_TOPIC} characters")
         at = chat.tick()
-        self._record({"op": "edit", "chat": chat_id, "id": message_id, "content": content, "at": at})
-        return message
-
-    def delete(self, *, chat_id: str, message_id: str) -> Message:
-        chat = self._chat(chat_id)
-        message = self._message(chat, message_id)
-        if message.deleted_ms is not None:
-            raise StoreError("already deleted")
-        at = chat.tick()
-        self._record({"op": "delete", "chat": chat_id, "id": message_id, "at": at})
-        return message
+        self._record({"op": "rename", "chat": chat_id, "topic": topic, "by": by.id if by else None, "at": at})
+        return chat
 
     def mark_read(self, *, chat_id: str, user: User) -> None:
         self._chat(chat_id)
         self._record({"op": "read", "chat": chat_id, "user": user.id, "at": int(time.time() * 1000)})
+
+    def mark_unread(self, *, chat_id: str, user: User, read_until_ms: int | None = None) -> None:
+        """Read up to `read_until_ms`; by default just before the last message."""
+        chat = self._chat(chat_id)
+        if read_until_ms is None:
+            last = chat.last_message()
+            read_until_ms = (last.created_ms if last else chat.created_ms) - 1
+        self._record({"op": "unread", "chat": chat_id, "user": user.id, "at": read_until_ms})
+
+    def hide(self, *, chat_id: str, user: User, hidden: bool) -> None:
+        chat = self._chat(chat_id)
+        if user.id not in chat.members:
+            raise StoreError("not a member of the chat")
+        if (user.id in chat.hidden) != hidden:
+            op = "hide" if hidden else "unhide"
+            self._record({"op": op, "chat": chat_id, "user": user.id, "at": int(time.time() * 1000)})
 
     def generate(
         self, *, tenant: Tenant, pool: list[User], include: list[User], chats: int, messages: int, seed: int
@@ -294,12 +261,14 @@ class ChatStore:
             self._system_members_added(chat, op["members"], op["by"], chat.tick(at))
         return chat
 
-    def _system_members_added(self, chat: Chat, user_ids: list[str], by: str | None, at: int) -> Message:
-        event = {"kind": "membersAdded", "members": user_ids, "initiator": by}
+    def _system_event(self, chat: Chat, event: dict[str, Any], at: int) -> Message:
         message = Message(str(at), chat.id, at, at, None, "html", "<systemEventMessage/>", event=event)
         chat.messages[message.id] = message
         self._notify(chat, message, "created")
         return message
+
+    def _system_members_added(self, chat: Chat, user_ids: list[str], by: str | None, at: int) -> Message:
+        return self._system_event(chat, {"kind": "membersAdded", "members": user_ids, "initiator": by}, at)
 
     def _op_member(self, op: dict[str, Any]) -> Chat:
         chat = self.chats[op["chat"]]
@@ -310,35 +279,38 @@ class ChatStore:
         self._system_members_added(chat, [op["user"]], op["by"], op["at"])
         return chat
 
-    def _op_post(self, op: dict[str, Any]) -> Message:
+    def _op_remove_member(self, op: dict[str, Any]) -> Chat:
         chat = self.chats[op["chat"]]
-        at = op["at"]
-        message = Message(str(at), chat.id, at, at, op["from"], op["type"], op["content"])
-        chat.messages[message.id] = message
+        user_id, at = op["user"], op["at"]
+        del chat.members[user_id]
+        chat.hidden.discard(user_id)
+        chat.updated_ms = at
         chat.clock_ms = max(chat.clock_ms, at)
-        chat.last_read_ms[op["from"]] = at
-        self._notify(chat, message, "created")
-        return message
+        self.by_user.get(user_id, set()).discard(chat.id)
+        kind = "membersLeft" if op["by"] == user_id else "membersDeleted"
+        self._system_event(chat, {"kind": kind, "members": [user_id], "initiator": op["by"]}, at)
+        return chat
 
-    def _op_edit(self, op: dict[str, Any]) -> Message:
+    def _op_rename(self, op: dict[str, Any]) -> Chat:
         chat = self.chats[op["chat"]]
-        message = chat.messages[op["id"]]
-        message.content = op["content"]
-        message.modified_ms = message.edited_ms = op["at"]
+        chat.topic = op["topic"]
+        chat.updated_ms = op["at"]
         chat.clock_ms = max(chat.clock_ms, op["at"])
-        self._notify(chat, message, "updated")
-        return message
-
-    def _op_delete(self, op: dict[str, Any]) -> Message:
-        chat = self.chats[op["chat"]]
-        message = chat.messages[op["id"]]
-        message.modified_ms = message.deleted_ms = op["at"]
-        chat.clock_ms = max(chat.clock_ms, op["at"])
-        self._notify(chat, message, "deleted")
-        return message
+        event = {"kind": "chatRenamed", "topic": op["topic"], "initiator": op["by"]}
+        self._system_event(chat, event, op["at"])
+        return chat
 
     def _op_read(self, op: dict[str, Any]) -> None:
         self.chats[op["chat"]].last_read_ms[op["user"]] = op["at"]
+
+    def _op_unread(self, op: dict[str, Any]) -> None:
+        self.chats[op["chat"]].last_read_ms[op["user"]] = op["at"]
+
+    def _op_hide(self, op: dict[str, Any]) -> None:
+        self.chats[op["chat"]].hidden.add(op["user"])
+
+    def _op_unhide(self, op: dict[str, Any]) -> None:
+        self.chats[op["chat"]].hidden.discard(op["user"])
 
     def _op_generate(self, op: dict[str, Any]) -> dict[str, int]:
         """Chats of the pool (and `include`d users in every chat), messages spaced a minute apart

@@ -2,9 +2,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from celery.contrib.testing.worker import start_worker
+from django.db import connections
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from portal.celery import app as celery_app
+from tests.asgi_server import PortalServer, serve_portal
+from tests.devcloud_server import USERS, DevCloud
+from tests.portal_flow import Person, load_vendors
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 # Without these, Chromium tries to reach Google's services at every start.
@@ -43,3 +51,28 @@ def page(browser: Browser) -> Iterator[Page]:
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+@pytest.fixture
+def worker() -> Iterator[None]:
+    # The worker thread's database connections close with each task (as celery's Django fixup
+    # does in a real worker), so that the test database can be dropped at the end.
+    from celery.signals import task_postrun
+
+    def close(**_: Any) -> None:
+        connections.close_all()
+
+    task_postrun.connect(close, weak=False)
+    celery_app.loader.import_module("celery.contrib.testing.tasks")
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=15):
+        yield
+    task_postrun.disconnect(close)
+
+
+@pytest.fixture
+def portal(devcloud_settings: DevCloud, settings: Any, worker: None) -> Iterator[PortalServer]:
+    load_vendors(devcloud_settings)
+    Person(devcloud_settings, USERS["alice"][0]).connect()
+    with serve_portal(devcloud_settings) as webhook, serve_portal(devcloud_settings, tls=False) as web:
+        settings.GRAPH_NOTIFICATION_URL = webhook.url
+        yield web

@@ -12,7 +12,6 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import Browser, Page, expect
 
 from tests.asgi_server import PortalServer, serve_portal
-from tests.browser.test_chat import worker
 from tests.browser.test_onboarding import accept_consent_if_asked
 from tests.devcloud.certificates import make_key_pair
 from tests.devcloud_server import (
@@ -26,7 +25,6 @@ from tests.devcloud_server import (
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-__all__ = ["worker"]  # a fixture
 
 
 @pytest.fixture

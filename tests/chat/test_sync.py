@@ -94,6 +94,21 @@ def test_edits_deletions_and_new_messages_converge(bob: TenantUser, devcloud_set
     assert Message.objects.get(tenant=bob.tenant, graph_id=users[1]["id"]).deleted_at is not None
 
 
+def test_a_message_restored_in_teams_is_restored_in_the_mirror(bob: TenantUser, devcloud_settings: DevCloud) -> None:
+    chat_sync_member(member=bob)
+    chat_id = next(iter(graph_truth(devcloud_settings, BOB)))
+    path = f"/chats/{quote(chat_id, safe='')}/messages"
+    messages = devcloud_settings.control("GET", f"/chats/{quote(chat_id, safe='')}")["messages"]
+    message_id = next(m["id"] for m in messages if m["from"] and not m.get("deletedDateTime"))
+    devcloud_settings.control("DELETE", f"{path}/{message_id}")
+    chat_sync_member(member=bob, full=True)
+    assert Message.objects.get(tenant=bob.tenant, graph_id=message_id).deleted_at is not None
+    devcloud_settings.control("POST", f"{path}/{message_id}/restore")
+    chat_sync_member(member=bob, full=True)
+    assert Message.objects.get(tenant=bob.tenant, graph_id=message_id).deleted_at is None
+    assert mirror(bob) == expected(graph_truth(devcloud_settings, BOB))
+
+
 def test_a_second_sync_without_changes_reads_no_messages(bob: TenantUser, devcloud_settings: DevCloud) -> None:
     chat_sync_member(member=bob)
     devcloud_settings.control("DELETE", "/requests")

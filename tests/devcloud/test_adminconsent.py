@@ -76,6 +76,7 @@ REQUIRED = {
     "https://graph.microsoft.com/User.Read",
     "https://graph.microsoft.com/Chat.ReadWrite",
     "https://graph.microsoft.com/ChatMessage.Send",
+    "https://graph.microsoft.com/ChatMember.ReadWrite",
 }
 
 
@@ -95,7 +96,7 @@ def test_default_admin_consent_grants_every_required_scope_of_graph_and_acs(devc
     account = app.get_accounts()[0]
     assert _scp(app.acquire_token_silent(ACS_SCOPES, account=account)) == {"Teams.ManageCalls", "Teams.ManageChats"}
     graph = app.acquire_token_silent([SCOPE], account=account)
-    assert _scp(graph) == {"User.Read", "Chat.ReadWrite", "ChatMessage.Send"}
+    assert _scp(graph) == {"User.Read", "Chat.ReadWrite", "ChatMessage.Send", "ChatMember.ReadWrite"}
 
 
 def test_default_consent_at_authorize_by_an_admin_covers_every_resource(devcloud: DevCloud) -> None:

@@ -1,0 +1,76 @@
+// While the tab is hidden: the count of new messages in its title and, for those who turned
+// "Notify me" on (the browser asks for permission only then), a notification per message.
+
+import { config, say } from "./api.js";
+import { setUnseen } from "./title.js";
+
+const KEY = "chat.notify";
+
+function supported() {
+  return "Notification" in window;
+}
+
+function wanted() {
+  return supported() && localStorage.getItem(KEY) === "on" && Notification.permission === "granted";
+}
+
+export function setUpAlerts() {
+  const toggle = document.getElementById("notify-toggle");
+  let unseen = 0;
+
+  function draw() {
+    toggle.setAttribute("aria-pressed", String(wanted()));
+  }
+
+  toggle.addEventListener("click", async () => {
+    if (wanted()) {
+      localStorage.removeItem(KEY);
+      say("Notifications off.", { fade: true });
+    } else if (!supported()) {
+      say("This browser cannot show notifications.", { fade: true });
+    } else {
+      const permission = await Notification.requestPermission();
+      if (permission === "granted") {
+        localStorage.setItem(KEY, "on");
+        say("You will be notified of new messages while this tab is in the background.", { fade: true });
+      } else {
+        say("Your browser blocks notifications from this site; allow them in its site settings.", { fade: true });
+      }
+    }
+    draw();
+  });
+  window.addEventListener("storage", (event) => event.key === KEY && draw());
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") {
+      unseen = 0;
+      setUnseen(0);
+    }
+  });
+  draw();
+  toggle.disabled = false;
+
+  return {
+    // New messages of the open chat, as they arrive live.
+    arrived(messages) {
+      if (document.visibilityState !== "hidden") return;
+      const others = messages.filter((m) => !m.mine && !m.event && !m.deleted);
+      if (!others.length) return;
+      unseen += others.length;
+      setUnseen(unseen);
+      if (!wanted()) return;
+      const title = document.getElementById("thread-h")?.textContent || "Teams chat";
+      others.slice(-3).forEach((message) => {
+        const text = new DOMParser().parseFromString(message.html, "text/html").body.textContent.trim();
+        const notification = new Notification(`${message.sender || "Someone"} · ${title}`, {
+          body: text.slice(0, 200) || "Sent an image",
+          tag: `chat-${config.chat}-${message.id}`,
+        });
+        notification.addEventListener("click", () => {
+          window.focus();
+          location.hash = `m-${message.id}`;
+          notification.close();
+        });
+      });
+    },
+  };
+}
