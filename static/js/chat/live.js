@@ -35,6 +35,8 @@ export function connectLive({ sync, list, thread, alerts, settings }) {
         alerts.arrived(fresh);
         // Only someone else's new message makes the chat unread (not edits, reactions, one's own).
         if (fresh.some((m) => !m.mine)) thread.markReadSoon();
+      } else if (data.type === "messages") {
+        alerts.elsewhere(data.chat, data.messages);
       } else if (data.type === "chat") {
         list.refreshSoon();
         if (settings && data.chat === config.chat) settings.chatChanged();

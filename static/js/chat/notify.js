@@ -49,28 +49,43 @@ export function setUpAlerts() {
   draw();
   toggle.disabled = false;
 
+  const told = new Set();
+
+  function tell(messages, chat, title) {
+    const others = messages.filter((m) => !m.mine && !m.event && !m.deleted && !told.has(m.id));
+    if (!others.length) return;
+    others.forEach((m) => told.add(m.id));
+    unseen += others.length;
+    setUnseen(unseen);
+    if (!wanted()) return;
+    others.slice(-3).forEach((message) => {
+      const text = new DOMParser().parseFromString(message.html, "text/html").body.textContent.trim();
+      const notification = new Notification(`${message.sender || "Someone"} · ${title}`, {
+        body: text.slice(0, 200) || "Sent an image",
+        tag: `chat-${chat}-${message.id}`,
+      });
+      notification.addEventListener("click", () => {
+        window.focus();
+        if (chat === config.chat) location.hash = `m-${message.id}`;
+        else location.assign(`${config.chatUrl.replace(/0\/$/, `${chat}/`)}#m-${message.id}`);
+        notification.close();
+      });
+    });
+  }
+
   return {
     // New messages of the open chat, as they arrive live.
     arrived(messages) {
       if (document.visibilityState !== "hidden") return;
-      const others = messages.filter((m) => !m.mine && !m.event && !m.deleted);
-      if (!others.length) return;
-      unseen += others.length;
-      setUnseen(unseen);
-      if (!wanted()) return;
-      const title = document.getElementById("thread-h")?.textContent || "Teams chat";
-      others.slice(-3).forEach((message) => {
-        const text = new DOMParser().parseFromString(message.html, "text/html").body.textContent.trim();
-        const notification = new Notification(`${message.sender || "Someone"} · ${title}`, {
-          body: text.slice(0, 200) || "Sent an image",
-          tag: `chat-${config.chat}-${message.id}`,
-        });
-        notification.addEventListener("click", () => {
-          window.focus();
-          location.hash = `m-${message.id}`;
-          notification.close();
-        });
-      });
+      tell(messages, config.chat, document.getElementById("thread-h")?.textContent || "Teams chat");
+    },
+    // Messages of the person's other chats: only new ones (an edit or a reaction is no news).
+    elsewhere(chat, messages) {
+      if (document.visibilityState !== "hidden") return;
+      const recent = Date.now() - 5 * 60 * 1000;
+      const fresh = messages.filter((m) => m.modified === m.created && Date.parse(m.created) > recent);
+      const title = document.querySelector(`li.chat-entry[data-chat="${chat}"] .chat-title`)?.textContent;
+      tell(fresh, chat, title || "Teams chat");
     },
   };
 }
