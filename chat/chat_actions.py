@@ -22,6 +22,7 @@ from chat.models import Chat, ChatMember
 from chat.sending import ActionFailed, _as_user, _not_connected
 from integrations import graph
 from tenants.models import TenantUser
+from tenants.scopes import MEMBER_MANAGEMENT_SCOPE
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,13 +35,12 @@ PERMISSION_MISSING = (
 )
 
 
-def _as_member(member: TenantUser, call: Callable[[graph.GraphSession], Awaitable[T]]) -> T:
+def _as_member(member: TenantUser, call: Callable[[graph.GraphSession], Awaitable[T]], *, also: str | None = None) -> T:
     """`sending._as_user`, with its answers to "wait" worded for actions rather than messages."""
     try:
-        return _as_user(member, call)
+        return _as_user(member, call, also=also)
     except ActionFailed as exc:
-        cause = exc.__cause__
-        if isinstance(cause, graph.GraphError) and cause.status == 403 and "scope" in cause.message.lower():
+        if exc.reason == "permission_missing":
             # Removing people needs ChatMember.ReadWrite, which Chat.ReadWrite does not include.
             raise ActionFailed(403, "permission_missing", PERMISSION_MISSING) from exc
         if exc.status == 429:
@@ -196,7 +196,9 @@ def chat_member_remove(*, member: TenantUser, chat: Chat, oid: str) -> bool:
         await session.remove_member(chat.graph_id, membership)
         return None if leaving else await _chat_back(session, chat.graph_id)
 
-    item = _as_member(member, remove)
+    # Asked for by name: a token cached before the tenant granted it (its admin's, signed in to
+    # connect the organization) does not hold it, and Entra adds it on refresh.
+    item = _as_member(member, remove, also=MEMBER_MANAGEMENT_SCOPE)
     if item is None:
         _left(member, chat)
         return True

@@ -16,7 +16,7 @@ from channels.layers import get_channel_layer
 
 from chat import selectors
 from chat.models import Chat, ChatMember, ChatSyncState, Message
-from chat.render import for_viewer, needs_names, shared_payload
+from chat.render import for_viewer, shared_payload
 from tenants.models import TenantUser
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def _chat_event(chat: Chat) -> dict[str, Any]:
 def publish_messages(chat: Chat, messages: Iterable[Message]) -> None:
     """New or changed messages of a chat (and the chat itself) to its members' pages."""
     rows = list(messages)
-    names = selectors.member_names(selectors.chat_members(chat=chat)) if needs_names(rows) else None
+    names = selectors.message_names(chat=chat, messages=rows)
     # Rendered (sanitized) once; what is the viewer's own (his message, his reactions) per viewer.
     shared = [(m, shared_payload(m, names=names)) for m in rows]
     events = []

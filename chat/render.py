@@ -199,7 +199,8 @@ def event_text(message: Message, names: Mapping[str, str] | None = None) -> str:
     if kind == "membersLeftEventMessageDetail":
         return f"{who} left the chat"
     if kind == "membersDeletedEventMessageDetail":
-        return f"{who} left the chat" if _self_removed(detail) else f"{who} removed from the chat"
+        verb = "were" if len(people) > 1 else "was"
+        return f"{who} left the chat" if _self_removed(detail) else f"{who} {verb} removed from the chat"
     if kind == "chatRenamedEventMessageDetail":
         return f"The chat was renamed {detail.get('chatDisplayName') or ''}".strip()
     return "Chat updated"

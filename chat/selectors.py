@@ -7,13 +7,14 @@ or a chat the member is not in) are the same 404.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass
 
 from django.db.models import F, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 
 from chat.models import Chat, ChatMember, ChatSyncState, Message
-from chat.render import chat_title, plain_text
+from chat.render import chat_title, needs_names, plain_text
 from tenants.models import TenantUser
 
 PAGE_SIZE = 50
@@ -119,11 +120,32 @@ def thread_title(*, member: TenantUser, chat: Chat, members: list[ChatMember]) -
     return chat_title(chat, names=[m.display_name or m.email or "Someone" for m in members if m.oid != member.oid])
 
 
-def names_if_needed(*, chat: Chat, messages: list[Message]) -> dict[str, str] | None:
-    """Members' names, only when a system event among `messages` may need them."""
-    if not any(m.message_type not in ("message", "") for m in messages):
+def message_names(
+    *, chat: Chat, messages: list[Message], members: list[ChatMember] | None = None
+) -> dict[str, str] | None:
+    """The names drawing `messages` takes (system events, who reacted), by oid; None if none.
+
+    People no longer in the chat (removed, gone) are named as the tenant's other chats name them.
+    """
+    if members is None and not needs_names(messages):
         return None
-    return member_names(chat_members(chat=chat))
+    names = member_names(members if members is not None else chat_members(chat=chat))
+    missing = {oid for m in messages for oid in _event_people(m) if oid not in names}
+    if missing:
+        known = ChatMember.objects.filter(tenant_id=chat.tenant_id, oid__in=missing).exclude(display_name="")
+        names |= {str(oid): name for oid, name in known.values_list("oid", "display_name")}
+    return names
+
+
+def _event_people(message: Message) -> list[str]:
+    detail = message.event if isinstance(message.event, dict) else {}
+    found = []
+    for person in detail.get("members") or []:
+        try:
+            found.append(str(uuid.UUID(str((person or {}).get("id")))))
+        except ValueError:
+            continue
+    return found
 
 
 def thread_page(*, chat: Chat, before: tuple[dt.datetime, str] | None = None) -> tuple[list[Message], bool]:

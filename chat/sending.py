@@ -54,10 +54,13 @@ STOPPED_MESSAGES = {
 }
 
 
-def _as_user(member: TenantUser, call: Callable[[graph.GraphSession], Awaitable[T]]) -> T:
-    """Run one Graph call with the member's own token; Graph's and Entra's refusals made plain."""
+def _as_user(member: TenantUser, call: Callable[[graph.GraphSession], Awaitable[T]], *, also: str | None = None) -> T:
+    """Run one Graph call with the member's own token (holding `also` too, when given); Graph's
+    and Entra's refusals made plain."""
     try:
-        token = sync.member_token(member)
+        token = sync.member_token(member, also=also)
+    except sync.PermissionMissing as exc:
+        raise ActionFailed(403, "permission_missing", PERMISSION_MISSING) from exc
     except sync.SyncStopped as exc:
         status = 403 if str(exc) == "consent_revoked" else 401
         raise ActionFailed(status, str(exc), STOPPED_MESSAGES.get(str(exc), "Sign in again.")) from exc

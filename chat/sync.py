@@ -104,11 +104,23 @@ def graph_slot(tenant: CustomerTenant, chat: Chat | None, *, max_wait: float | N
     return worst
 
 
-def member_token(member: TenantUser) -> str:
-    """The member's Graph token for chats; SyncStopped or SyncDeferred say why there is none."""
+class PermissionMissing(Exception):
+    """The tenant has not consented to a permission asked for beyond the chat scopes."""
+
+
+def member_token(member: TenantUser, *, also: str | None = None) -> str:
+    """The member's Graph token for chats; SyncStopped or SyncDeferred say why there is none.
+
+    `also`: a permission the token must hold besides the chat scopes (one the tenant may have
+    consented to after this token was cached, or not at all: PermissionMissing, and nothing else
+    is concluded from it).
+    """
+    scopes = graph.CHAT_SCOPES if also is None else [*graph.CHAT_SCOPES, also]
     try:
-        token = identity_services.entra_token_for_user(member=member, scopes=graph.CHAT_SCOPES, min_valid_seconds=900)
+        token = identity_services.entra_token_for_user(member=member, scopes=scopes, min_valid_seconds=900)
     except entra.EntraError as exc:
+        if also is not None and exc.consent_revoked:
+            raise PermissionMissing(also) from exc
         if exc.consent_revoked:
             tenant_services.tenant_mark_consent_revoked(
                 tenant=member.tenant, detected_by="user token refresh (Graph chat scopes)", codes=exc.codes

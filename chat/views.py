@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET
 
 from chat import chat_actions, selectors, sending, services
 from chat.models import Chat, ChatMember, ChatSyncState, Message
-from chat.render import message_payload, needs_names
+from chat.render import message_payload
 from chat.routing import SOCKET_PATH
 from chat.tasks import sync_member_chats
 from core.http import json_body, json_error, json_methods
@@ -117,7 +117,7 @@ def chats_page(request: HttpRequest, chat_id: int | None = None) -> HttpResponse
         read_at = dt.datetime.now(dt.UTC)  # before the read: catch-ups start here
         messages, older = selectors.thread_page(chat=chat)
         members = selectors.chat_members(chat=chat)
-        names = selectors.member_names(members)
+        names = selectors.message_names(chat=chat, messages=messages, members=members)
         context["title"] = selectors.thread_title(member=member, chat=chat, members=members)
         context["members"] = members
         # Graph's link to the chat in Teams; anything but https is not a link we follow.
@@ -152,7 +152,7 @@ def _url(name: str, *args: Any) -> str | None:
 
 def _names(chat: Chat, messages: list[Message]) -> dict[str, str] | None:
     """Members' names, only when drawing `messages` needs them (system events, reactions)."""
-    return selectors.member_names(selectors.chat_members(chat=chat)) if needs_names(messages) else None
+    return selectors.message_names(chat=chat, messages=messages)
 
 
 def _stale(state: ChatSyncState | None) -> bool:

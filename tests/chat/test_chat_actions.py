@@ -277,6 +277,10 @@ def test_bob_removes_someone_from_a_group_chat(people: dict[str, Person], devclo
     assert not ChatMember.objects.filter(chat=chat, oid=TOM).exists()
     gone = people["bob"].client.delete(f"/api/chats/{chat.pk}/members/{TOM}/")
     assert gone.status_code == 404 and gone.json()["error"] == "not_member"
+    # Teams' system message names him, though he is no longer in the chat (his other chats do).
+    chat_sync_member(member=member(BOB), chat_ids=[chat.graph_id], only=True)
+    events = [m["event"] for m in people["bob"].client.get(f"/api/chats/{chat.pk}/messages/").json()["messages"]]
+    assert "Tom Teamsadmin was removed from the chat" in events
 
 
 def test_leaving_a_chat_takes_it_from_the_leaver_only(
@@ -310,6 +314,16 @@ def test_a_throttled_action_says_when_to_try_again(people: dict[str, Person], de
     assert refused.status_code == 429 and refused.json()["error"] == "graph_throttled"
     assert int(refused["Retry-After"]) >= 7
     assert a_chat().topic == "Q3 launch"
+
+
+def test_the_admin_who_connected_removes_people_with_the_token_of_her_first_sign_in(
+    people: dict[str, Person], devcloud_settings: DevCloud
+) -> None:
+    # Alice signed in before she granted the consent: her cached Graph token predates the grant.
+    chat = a_chat()
+    removed = people["alice"].client.delete(f"/api/chats/{chat.pk}/members/{TOM}/")
+    assert removed.status_code == 200, removed.content
+    assert TOM not in {m["userId"] for m in teams_truth(devcloud_settings, chat)["members"]}
 
 
 def test_removing_without_the_permission_says_what_is_missing(

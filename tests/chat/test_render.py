@@ -155,3 +155,17 @@ def test_mentions_in_typed_text_become_at_tags_first_occurrence_only() -> None:
     html, kept = html_with_mentions("@Alice Anders and @Alice <b>, @Alice Anders again", people)
     assert html == '<p><at id="0">Alice Anders</at> and <at id="1">Alice</at> &lt;b&gt;, @Alice Anders again</p>'
     assert kept == [(0, ALICE, "Alice Anders"), (1, ME, "Alice")]
+
+
+def test_members_removed_and_gone_are_named_in_words() -> None:
+    removed = {
+        "@odata.type": "#microsoft.graph.membersDeletedEventMessageDetail",
+        "members": [{"id": "5d6b1b5a-0000-4000-8000-000000000001", "displayName": None}],
+        "initiator": {"user": {"id": ME}},
+    }
+    left = {**removed, "members": [{"id": ME, "displayName": None}]}
+    names = {"5d6b1b5a-0000-4000-8000-000000000001": "April Appleton", ME: "Bob Baker"}
+    event = message("<systemEventMessage/>", message_type="systemEventMessage", event=removed, sender_oid=None)
+    assert message_payload(event, me=ME, names=names)["event"] == "April Appleton was removed from the chat"
+    event.event = left
+    assert message_payload(event, me=ME, names=names)["event"] == "Bob Baker left the chat"

@@ -33,6 +33,7 @@ export function connectLive({ sync, list, thread, alerts, settings }) {
       if (data.type === "messages" && thread && data.chat === config.chat) {
         const fresh = thread.add(data.messages);
         alerts.arrived(fresh);
+        if (settings && fresh.some((m) => m.event)) settings.membersChanged();
         // Only someone else's new message makes the chat unread (not edits, reactions, one's own).
         if (fresh.some((m) => !m.mine)) thread.markReadSoon();
       } else if (data.type === "messages") {

@@ -257,5 +257,9 @@ export function setUpSettings(thread, members) {
     chatChanged() {
       if (members.current()) members.load();
     },
+    // A system event arrived in the thread (someone added, removed, left): the members line too.
+    membersChanged() {
+      members.load();
+    },
   };
 }
