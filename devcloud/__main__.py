@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import socket
 from pathlib import Path
 
 import uvicorn
@@ -34,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     state = State(directory=directory, state_dir=args.state_dir, base_url=f"https://{args.host}:{args.port}")
     logging.basicConfig(level=args.log_level.upper())
     print(f"devcloud: https://{args.host}:{args.port} (CA {args.state_dir / 'ca.pem'})", flush=True)
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(state),
         host=args.host,
         port=args.port,
@@ -44,6 +46,32 @@ def main(argv: list[str] | None = None) -> None:
         access_log=False,
         timeout_graceful_shutdown=2,
     )
+    Server(config).run()
+
+
+class Server(uvicorn.Server):
+    """uvicorn, stopping at once when only idle connections are left.
+
+    Closing an idle TLS connection waits for the client's close_notify, which a client holding
+    the connection in its pool never sends: the shutdown would sit out its whole timeout and end
+    with an error. A connection between requests is aborted instead (a request under way still
+    finishes).
+    """
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        async def abort_idle() -> None:
+            await asyncio.sleep(0.2)  # after uvicorn asked every connection to close
+            for connection in list(self.server_state.connections):
+                cycle = getattr(connection, "cycle", None)
+                transport = getattr(connection, "transport", None)
+                if transport is not None and (cycle is None or cycle.response_complete):
+                    transport.abort()
+
+        aborting = asyncio.ensure_future(abort_idle())
+        try:
+            await super().shutdown(sockets)
+        finally:
+            aborting.cancel()
 
 
 if __name__ == "__main__":
