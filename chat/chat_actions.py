@@ -29,10 +29,6 @@ T = TypeVar("T")
 MAX_TOPIC_CHARS = 250
 # "Unread" reads up to just before the last message, as Teams does by default.
 JUST_BEFORE = dt.timedelta(milliseconds=1)
-PERMISSION_MISSING = (
-    "Your organization has not allowed the portal to do this in Teams. An administrator can grant "
-    "the Microsoft Graph permission ChatMember.ReadWrite."
-)
 
 
 def _as_member(member: TenantUser, call: Callable[[graph.GraphSession], Awaitable[T]], *, also: str | None = None) -> T:
@@ -40,9 +36,6 @@ def _as_member(member: TenantUser, call: Callable[[graph.GraphSession], Awaitabl
     try:
         return _as_user(member, call, also=also)
     except ActionFailed as exc:
-        if exc.reason == "permission_missing":
-            # Removing people needs ChatMember.ReadWrite, which Chat.ReadWrite does not include.
-            raise ActionFailed(403, "permission_missing", PERMISSION_MISSING) from exc
         if exc.status == 429:
             raise ActionFailed(429, exc.reason, "Teams is busy. Try again shortly.", exc.retry_after) from exc
         if exc.status == 503 and exc.reason == "graph_unavailable":

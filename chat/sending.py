@@ -60,7 +60,8 @@ def _as_user(member: TenantUser, call: Callable[[graph.GraphSession], Awaitable[
     try:
         token = sync.member_token(member, also=also)
     except sync.PermissionMissing as exc:
-        raise ActionFailed(403, "permission_missing", PERMISSION_MISSING) from exc
+        permission = str(exc).rsplit("/", 1)[-1]
+        raise ActionFailed(403, "permission_missing", PERMISSION_MISSING.format(permission=permission)) from exc
     except sync.SyncStopped as exc:
         status = 403 if str(exc) == "consent_revoked" else 401
         raise ActionFailed(status, str(exc), STOPPED_MESSAGES.get(str(exc), "Sign in again.")) from exc
@@ -74,7 +75,7 @@ def _as_user(member: TenantUser, call: Callable[[graph.GraphSession], Awaitable[
 
 PERMISSION_MISSING = (
     "Your organization has not allowed the portal to do this in Teams. An administrator can grant "
-    "the missing Microsoft Graph permission by connecting the organization again."
+    "the Microsoft Graph permission {permission} by connecting the organization again."
 )
 
 
@@ -93,7 +94,7 @@ def _failure(exc: graph.GraphError) -> ActionFailed:
         return ActionFailed(413, "too_long", "This message is too long for Teams.")
     if exc.status == 403 and "scope" in exc.message.lower():
         # A permission the tenant has not consented to (removing members needs its own).
-        return ActionFailed(403, "permission_missing", PERMISSION_MISSING)
+        return ActionFailed(403, "permission_missing", PERMISSION_MISSING.format(permission="it needs"))
     if exc.status == 403:
         return ActionFailed(403, "not_in_chat", "You are no longer a member of this chat.")
     if exc.status == 404:

@@ -34,7 +34,6 @@ from tenants.models import CustomerTenant, TenantUser
 
 # Graph takes bodies up to 28 KB of HTML; escaped (`<` is `&lt;`), 4 000 characters always fit.
 MAX_MESSAGE_CHARS = 4000
-MAX_TOPIC_CHARS = 250
 MAX_NEW_CHAT_PEOPLE = 20
 MAX_IMAGES = 4
 MAX_IMAGE_BYTES = 3 * 1024 * 1024
@@ -444,8 +443,8 @@ def chat_create(request: HttpRequest, member: TenantUser) -> JsonResponse:
         return json_error(400, "no_members", "Choose at least one person.")
     if len(raw) > MAX_NEW_CHAT_PEOPLE:
         return json_error(400, "too_many_members", f"A new chat can start with at most {MAX_NEW_CHAT_PEOPLE} people.")
-    if not isinstance(topic, str) or len(topic) > MAX_TOPIC_CHARS:
-        return json_error(400, "bad_topic", f"A chat name has at most {MAX_TOPIC_CHARS} characters.")
+    if not isinstance(topic, str) or len(topic) > chat_actions.MAX_TOPIC_CHARS:
+        return json_error(400, "bad_topic", f"A chat name has at most {chat_actions.MAX_TOPIC_CHARS} characters.")
     oids = _people(member, raw)
     if oids is None:
         return json_error(400, "unknown_person", "Choose people of your organization.")
