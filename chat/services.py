@@ -11,6 +11,7 @@ import datetime as dt
 import functools
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
@@ -209,71 +210,84 @@ def _upsert_sql(rows: int) -> str:
     return insert + _on_conflict(table)
 
 
-# Per-row columns of a page (tenant and chat are the page's), as PostgreSQL arrays: times as
-# timestamptz, the rest as text (uuid and jsonb cast per element).
-PAGE_COLUMNS = MESSAGE_COLUMNS[2:]
-TIME_COLUMNS = {"created_at", "last_modified_at", "last_edited_at", "deleted_at"}
-ELEMENT_CASTS = {
-    "sender_oid": "sender_oid::uuid",
-    "event": "event::jsonb",
-    "attachments": "attachments::jsonb",
-    "mentions": "mentions::jsonb",
-    "reactions": "reactions::jsonb",
-}
+@dataclass(frozen=True)
+class Page:
+    """One page of a chat's messages as Graph listed them; `watermark` comes with its last page."""
+
+    chat: Chat
+    items: list[dict[str, Any]]
+    watermark: dt.datetime | None = None
+
+
+# PostgreSQL: pages are COPYed into a session's temporary table and merged from it in one
+# statement, which empties it (an outer transaction may write again before it commits).
+STAGING = "chat_message_staging"
+_STAGING_CREATE = (
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGING} ON COMMIT DELETE ROWS AS "  # noqa: S608 - constants
+    f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM {Message._meta.db_table} WITH NO DATA"
+)
+_STAGING_COPY = f"COPY {STAGING} ({', '.join(MESSAGE_COLUMNS)}) FROM STDIN"
 
 
 @functools.cache
-def _page_upsert_sql() -> str:
-    """PostgreSQL: a page, its chat's last message and watermark in one statement of constant text.
-
-    One array parameter per column (not one parameter per value): the text is the same whatever
-    the page size, so it is short to send and to parse. The chat row is updated only when its
-    last message time or its watermark moves, once (a statement may not update a row twice).
-    Nothing is written unless the tenant is active, held so (`tenant_hold`) for the statement;
-    it answers whether it was.
-    """
-    table, chats = Message._meta.db_table, Chat._meta.db_table
-    arrays = ", ".join(f"%({c})s::{'timestamptz' if c in TIME_COLUMNS else 'text'}[]" for c in PAGE_COLUMNS)
-    selected = ", ".join(ELEMENT_CASTS.get(c, c) for c in PAGE_COLUMNS)
-    moves_last = f"({chats}.last_message_at IS NULL OR {chats}.last_message_at < %(newest)s)"
-    moves_mark = (
-        f"(%(watermark)s::timestamptz IS NOT NULL AND ({chats}.watermark IS NULL OR {chats}.watermark < %(watermark)s))"
-    )
-    live = _hold_sql("postgresql", tenant="%(tenant)s", status="%(active)s")
-    # The tables and columns are constants; every value is a parameter.
+def _merge_sql() -> str:
+    table, columns = Message._meta.db_table, ", ".join(MESSAGE_COLUMNS)
     return (
-        f"WITH live AS ({live}), "  # noqa: S608
-        f"page AS (INSERT INTO {table} ({', '.join(MESSAGE_COLUMNS)}, {STAMP}) "
-        f"SELECT %(tenant)s, %(chat)s, {selected}, clock_timestamp() "
-        f"FROM unnest({arrays}) AS page({', '.join(PAGE_COLUMNS)}) "
-        "WHERE EXISTS (SELECT 1 FROM live) "
-        f"{_on_conflict(table)}), "
-        f"moved AS (UPDATE {chats} SET "
-        f"last_message_at = CASE WHEN {moves_last} THEN %(newest)s ELSE {chats}.last_message_at END, "
-        f"watermark = CASE WHEN {moves_mark} THEN %(watermark)s ELSE {chats}.watermark END, "
+        f"WITH staged AS (DELETE FROM {STAGING} RETURNING {columns}) "  # noqa: S608 - constants
+        f"INSERT INTO {table} ({columns}, {STAMP}) SELECT {columns}, clock_timestamp() FROM staged "
+        + _on_conflict(table)
+    )
+
+
+@functools.cache
+def _chats_advance_sql() -> str:
+    """Each written chat's last message time and watermark, where they move forward, at once."""
+    chats = Chat._meta.db_table
+    moves_last = f"(m.newest IS NOT NULL AND ({chats}.last_message_at IS NULL OR {chats}.last_message_at < m.newest))"
+    moves_mark = f"(m.watermark IS NOT NULL AND ({chats}.watermark IS NULL OR {chats}.watermark < m.watermark))"
+    return (
+        f"UPDATE {chats} SET "  # noqa: S608 - constants; every value is a parameter
+        f"last_message_at = CASE WHEN {moves_last} THEN m.newest ELSE {chats}.last_message_at END, "
+        f"watermark = CASE WHEN {moves_mark} THEN m.watermark ELSE {chats}.watermark END, "
         f"synced_at = CASE WHEN {moves_mark} THEN %(now)s ELSE {chats}.synced_at END "
-        f"WHERE {chats}.id = %(chat)s AND {chats}.tenant_id = %(tenant)s AND ({moves_last} OR {moves_mark}) "
-        "AND EXISTS (SELECT 1 FROM live)) "
-        "SELECT EXISTS (SELECT 1 FROM live)"
+        "FROM unnest(%(chats)s::bigint[], %(newest)s::timestamptz[], %(watermarks)s::timestamptz[]) "
+        "AS m(id, newest, watermark) "
+        f"WHERE {chats}.id = m.id AND {chats}.tenant_id = %(tenant)s AND ({moves_last} OR {moves_mark})"
     )
 
 
-def _page_upsert(chat: Chat, values: list[tuple[Any, ...]], watermark: dt.datetime | None) -> None:
-    columns = list(zip(*values, strict=True))[2:]
-    params: dict[str, Any] = {name: list(column) for name, column in zip(PAGE_COLUMNS, columns, strict=True)}
-    params.update(
-        tenant=chat.tenant_id,
-        active=ACTIVE,
-        chat=chat.pk,
-        newest=max(params["created_at"]),
-        watermark=watermark,
-        now=dt.datetime.now(dt.UTC),
-    )
+def _pages_write_postgresql(tenant_id: int, pages: list[Page], rows: list[list[tuple[Any, ...]]]) -> None:
+    created = MESSAGE_COLUMNS.index("created_at")
     with connection.cursor() as cursor:
-        cursor.execute(_page_upsert_sql(), params)
-        live = cursor.fetchone()
-    if not (live and live[0]):
-        raise TenantGone(chat.tenant_id)
+        if any(rows):
+            cursor.execute(_STAGING_CREATE)
+            with cursor.copy(_STAGING_COPY) as copy:
+                for page_rows in rows:
+                    for row in page_rows:
+                        copy.write_row(row)
+            cursor.execute(_merge_sql())
+        cursor.execute(
+            _chats_advance_sql(),
+            {
+                "chats": [page.chat.pk for page in pages],
+                "newest": [max((r[created] for r in page_rows), default=None) for page_rows in rows],
+                "watermarks": [page.watermark for page in pages],
+                "tenant": tenant_id,
+                "now": dt.datetime.now(dt.UTC),
+            },
+        )
+
+
+def _pages_write_generic(pages: list[Page], rows: list[list[tuple[Any, ...]]]) -> None:
+    """SQLite: one INSERT per page, then its chat's last message time and watermark."""
+    created = MESSAGE_COLUMNS.index("created_at")
+    for page, page_rows in zip(pages, rows, strict=True):
+        if page_rows:
+            with connection.cursor() as cursor:
+                cursor.execute(_upsert_sql(len(page_rows)), [v for row in page_rows for v in row])
+            _last_message_advance(page.chat, max(row[created] for row in page_rows))
+        if page.watermark is not None:
+            _watermark_advance(page.chat, page.watermark)
 
 
 def _last_message_advance(chat: Chat, newest: dt.datetime) -> None:
@@ -289,23 +303,32 @@ def _watermark_advance(chat: Chat, watermark: dt.datetime) -> None:
     )
 
 
-def messages_upsert(*, chat: Chat, items: Iterable[dict[str, Any]], watermark: dt.datetime | None = None) -> int:
-    """Upsert one page of Graph messages; with `watermark`, advance the chat's in the same transaction.
-    TenantGone once the tenant is no longer active."""
-    values = [_message_values(chat, item) for item in items]
-    if values and connection.vendor == "postgresql":
-        # One statement: its own transaction, or part of the caller's.
-        _page_upsert(chat, values, watermark)
-        return len(values)
+def pages_upsert(*, pages: Iterable[Page]) -> int:
+    """Upsert pages of Graph messages of one tenant's chats (a sync's round: one page of each of up to
+    20 chats) in one transaction, newer wins; each chat's watermark, where its page carries one,
+    advances in the same transaction. Returns the rows written; TenantGone once the tenant is no
+    longer active (nothing is written then)."""
+    pages = list(pages)
+    if not pages:
+        return 0
+    tenant_id = pages[0].chat.tenant_id
+    if any(page.chat.tenant_id != tenant_id for page in pages):
+        raise ValueError("pages_upsert() writes one tenant's pages at a time")
+    if len({page.chat.pk for page in pages}) != len(pages):
+        raise ValueError("pages_upsert() writes one page of a chat at a time")
+    rows = [[_message_values(page.chat, item) for item in page.items] for page in pages]
     with transaction.atomic():
-        tenant_hold(tenant_id=chat.tenant_id)
-        if values:
-            with connection.cursor() as cursor:
-                cursor.execute(_upsert_sql(len(values)), [v for row in values for v in row])
-            _last_message_advance(chat, max(row[MESSAGE_COLUMNS.index("created_at")] for row in values))
-        if watermark is not None:
-            _watermark_advance(chat, watermark)
-    return len(values)
+        tenant_hold(tenant_id=tenant_id)
+        if connection.vendor == "postgresql":
+            _pages_write_postgresql(tenant_id, pages, rows)
+        else:
+            _pages_write_generic(pages, rows)
+    return sum(len(page_rows) for page_rows in rows)
+
+
+def messages_upsert(*, chat: Chat, items: Iterable[dict[str, Any]], watermark: dt.datetime | None = None) -> int:
+    """Upsert one page of Graph messages (see `pages_upsert`)."""
+    return pages_upsert(pages=[Page(chat, list(items), watermark)])
 
 
 # what users do in the browser ------------------------------------------------------------------

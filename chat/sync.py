@@ -4,9 +4,9 @@
 2. For each chat with something newer than its watermark (or every chat, in a full sync), ask
    for the changes after it: `lastModifiedDateTime gt W`, newest first, 50 a page. First pages of
    up to 20 chats go in one `$batch`; so do the next pages.
-3. Each page is upserted as it comes (newer wins). The watermark moves only with the last page of
-   a chat, in the same transaction: a sync killed half-way leaves rows that the next one upserts
-   again, never a gap.
+3. A batch's pages are upserted together as they come (newer wins; one transaction: COPY into a
+   staging table and one merge). A chat's watermark moves only with its last page, in the same
+   transaction: a sync killed half-way leaves rows that the next one upserts again, never a gap.
 
 Every Graph request first takes a token from Redis buckets: the tenant's (Graph allows 20/s per
 app per tenant), the app's across tenants (200/s) and the chat's (1/s). A 429 holds that chat for
@@ -327,58 +327,74 @@ def _round(runner: asyncio.Runner, session: graph.GraphSession, tenant: Customer
     # Even a single page goes as a batch: one round trip either way, and one way to read answers.
     answers = runner.run(session.batch(requests))
     progress.requests += len(ready)
-    for cursor, (status, body, headers) in zip(ready, answers, strict=True):
-        _answer(cursor, status, body, headers, progress)
+    pages = [
+        (cursor, body)
+        for cursor, (status, body, headers) in zip(ready, answers, strict=True)
+        if _answer(cursor, status, body, headers, progress)
+    ]
+    _pages(pages, progress)
     if not progress.quiet:
         progress.state.refresh_from_db(fields=["chats_done", "chats_total", "messages_synced"])
         live.publish_progress(progress.state)
 
 
-def _answer(cursor: Cursor, status: int, body: dict[str, Any], headers: dict[str, str], progress: Progress) -> None:
+def _answer(cursor: Cursor, status: int, body: dict[str, Any], headers: dict[str, str], progress: Progress) -> bool:
+    """Whether the answer is a page to write; else what it means for the chat is done."""
     if status == 200:
-        _page(cursor, body, progress)
-        return
+        return True
     error = graph.error_from(status, body, headers)
     if status in (403, 404):
         # The chat is gone or no longer the user's: nothing more to read.
         progress.pending.remove(cursor)
-        return
+        return False
     if error.transient:
         cursor.throttles += 1
         cursor.not_before = time.monotonic() + backoff(cursor.throttles, error.retry_after)
         if cursor.throttles > settings.GRAPH_MAX_THROTTLES_PER_CHAT:
             raise SyncDeferred(backoff(cursor.throttles, error.retry_after), "graph_throttled")
-        return
+        return False
     raise error
 
 
-def _page(cursor: Cursor, body: dict[str, Any], progress: Progress) -> None:
-    items = body.get("value", [])
-    for item in items:
-        modified = services.parse_time(item.get("lastModifiedDateTime") or item.get("createdDateTime"))
-        if modified and (cursor.newest is None or modified > cursor.newest):
-            cursor.newest = modified
-    cursor.next_link = body.get("@odata.nextLink")
-    done = cursor.next_link is None
-    count = services.messages_upsert(chat=cursor.chat, items=items, watermark=cursor.newest if done else None)
-    if cursor.since is not None and items:
-        # Changes to a chat already mirrored: open threads show them. (A first sync shows progress.)
-        ids = [item["id"] for item in items]
-        live.publish_messages(
-            cursor.chat,
-            Message.objects.filter(tenant_id=cursor.chat.tenant_id, chat=cursor.chat, graph_id__in=ids).order_by(
-                "created_at", "graph_id"
-            ),
-        )
-    elif done:
-        live.publish_chats([cursor.chat])
-    cursor.messages += count
+def _pages(answered: list[tuple[Cursor, dict[str, Any]]], progress: Progress) -> None:
+    """A round's pages, written together (one transaction); each chat's watermark with its last page."""
+    if not answered:
+        return
+    pages = []
+    for cursor, body in answered:
+        items = body.get("value", [])
+        for item in items:
+            modified = services.parse_time(item.get("lastModifiedDateTime") or item.get("createdDateTime"))
+            if modified and (cursor.newest is None or modified > cursor.newest):
+                cursor.newest = modified
+        cursor.next_link = body.get("@odata.nextLink")
+        cursor.throttles = 0
+        done = cursor.next_link is None
+        pages.append(services.Page(cursor.chat, items, cursor.newest if done else None))
+    count = services.pages_upsert(pages=pages)
+    finished = []
+    for (cursor, _), page in zip(answered, pages, strict=True):
+        cursor.messages += len(page.items)
+        if cursor.since is not None and page.items:
+            # Changes to a chat already mirrored: open threads show them. (A first sync shows progress.)
+            _publish_changes(cursor.chat, page.items)
+        elif cursor.next_link is None:
+            finished.append(cursor.chat)
+        if cursor.next_link is None:
+            progress.pending.remove(cursor)
+    if finished:
+        live.publish_chats(finished)
     progress.messages += count
-    cursor.throttles = 0
-    state = progress.state
-    if done:
-        progress.pending.remove(cursor)
-        chats_done = {} if progress.quiet else {"chats_done": F("chats_done") + 1}
-        _save(state, messages_synced=F("messages_synced") + count, **chats_done)
-    else:
-        _save(state, messages_synced=F("messages_synced") + count)
+    done_now = sum(1 for cursor, _ in answered if cursor.next_link is None)
+    chats_done = {"chats_done": F("chats_done") + done_now} if done_now and not progress.quiet else {}
+    _save(progress.state, messages_synced=F("messages_synced") + count, **chats_done)
+
+
+def _publish_changes(chat: Chat, items: list[dict[str, Any]]) -> None:
+    ids = [item["id"] for item in items]
+    live.publish_messages(
+        chat,
+        Message.objects.filter(tenant_id=chat.tenant_id, chat=chat, graph_id__in=ids).order_by(
+            "created_at", "graph_id"
+        ),
+    )
