@@ -39,8 +39,12 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	DEBUG=true $(BIN)/mypy core portal tenants identity integrations devcloud chat
 
+# Test processes (pytest-xdist), each with its own database and Redis databases (tests/parallel.py);
+# a file's tests stay in one process, which starts its servers once.
+PYTEST_WORKERS ?= 2
+
 pytest: $(VENV)/.dev assets chromium
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 	@# Again on SQLite (development's database): the sync's generic writes and the database rules.
 	mkdir -p var && TEST_DATABASE_URL=sqlite:///$(CURDIR)/var/tests.sqlite3 $(BIN)/pytest -m both_databases
 
