@@ -2,7 +2,7 @@
 requests to Entra and ACS per user (from devcloud's request log), and 50 concurrent requests for
 one cold user.
 
-    python bench/acs_token.py [--users 50] [--rounds 7] [--requests 20]
+    python bench/acs_token.py [--users 50] [--rounds 7] [--requests 20] [--profile]
 
 The last line printed is one JSON object with the figures.
 """
@@ -15,6 +15,7 @@ import statistics
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import harness  # bench/ is on the path when this file runs
 
@@ -28,7 +29,26 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--users", type=int, default=50, help="signed-in users (default 50)")
     parser.add_argument("--rounds", type=int, default=7, help="alternating timed rounds per view (default 7)")
     parser.add_argument("--requests", type=int, default=20, help="requests per user per round (default 20)")
+    parser.add_argument("--profile", action="store_true", help="print each view's cProfile (warm) before the JSON")
     return parser.parse_args()
+
+
+def profile(people: list[Any], url: str, requests: int) -> None:
+    """cProfile `requests` warm requests of each person to `url`; the heaviest functions by own time."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(requests):
+        for person in people:
+            person.client.post(url)
+    profiler.disable()
+    print(f"--- {url}: {requests * len(people)} requests")
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(40)
+    stats.print_callees("calling.py|services.py|coordination.py|crypto.py")
 
 
 def main() -> None:
@@ -114,6 +134,9 @@ def main() -> None:
         return count / spent[ENDPOINT], count / spent[BARE_URL]
 
     timed_round()  # warm-up: connections, imports, caches
+    if args.profile:
+        for url in (BARE_URL, ENDPOINT):
+            profile(cold_users, url, args.requests)
     since = log_id()
     ratios, token_rates, bare_rates = [], [], []
     for _ in range(args.rounds):

@@ -32,7 +32,8 @@ def _sign_in_url(member: TenantUser) -> str:
 @json_methods("POST")
 def acs_token(request: HttpRequest) -> JsonResponse:
     """The signed-in user's ACS token (for AzureCommunicationTokenCredential's refresher)."""
-    # The member and his tenant come with the session's user: the warm path makes no query.
+    # The member and his tenant come with the session's user: the warm path makes no query, and
+    # no Redis round trip once this process keeps the token (identity.services).
     known = selectors.access_member(user=request.user)
     try:
         cached = services.cached_acs_token(member=known) if known is not None else None

@@ -6,7 +6,9 @@ import datetime as dt
 import json
 import logging
 import math
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -157,15 +159,52 @@ def _margin() -> dt.timedelta:
     return dt.timedelta(seconds=settings.ACS_TOKEN_MARGIN_SECONDS)
 
 
+# Each process also keeps the sealed values it read or wrote, under the same versioned keys: the
+# warm path then makes no Redis round trip either (on a busy host that round trip was most of
+# what the endpoint cost beyond the session's user). A key's versions come from the database with
+# the session's user on every request, so a revocation is seen at once here too; the copy is
+# sealed like the value in Redis and unsealed per request, and it is kept at most LOCAL_SECONDS,
+# so that a token Redis no longer holds (flushed, evicted) is forgotten soon by every process.
+LOCAL_TOKENS = 4096  # at most this many kept per process (least recently used first out): ~6 MB
+LOCAL_SECONDS = 60.0
+_local: OrderedDict[str, tuple[str, float]] = OrderedDict()
+_local_lock = threading.Lock()
+
+
+def _local_get(key: str) -> str | None:
+    with _local_lock:
+        kept = _local.get(key)
+        if kept is None:
+            return None
+        if kept[1] <= time.monotonic():
+            del _local[key]
+            return None
+        _local.move_to_end(key)
+        return kept[0]
+
+
+def _local_put(key: str, sealed: str) -> None:
+    with _local_lock:
+        _local[key] = (sealed, time.monotonic() + LOCAL_SECONDS)
+        _local.move_to_end(key)
+        while len(_local) > LOCAL_TOKENS:
+            _local.popitem(last=False)
+
+
+def _local_forget(key: str) -> None:
+    with _local_lock:
+        _local.pop(key, None)
+
+
+def forget_local_tokens() -> None:
+    """Forget this process's copies: with Redis emptied, every token is exchanged anew (tests)."""
+    with _local_lock:
+        _local.clear()
+
+
 @sensitive_variables("sealed", "payload")
-def cached_acs_token(*, member: TenantUser) -> TeamsUserToken | None:
-    """The member's ACS token if one is cached and valid beyond the margin (no database query)."""
-    if member.tenant.status != CustomerTenant.Status.ACTIVE:
-        return None
-    key = _token_key(member)
-    sealed = coordination.get(key)
-    if sealed is None:
-        return None
+def _valid_token(sealed: str, key: str) -> TeamsUserToken | None:
+    """The token sealed under `key` if it decrypts there and is valid beyond the margin."""
     try:
         payload = json.loads(crypto.unseal(sealed, context=key))
     except crypto.DecryptionError:
@@ -176,14 +215,38 @@ def cached_acs_token(*, member: TenantUser) -> TeamsUserToken | None:
     return token if token.expires_at - _margin() > dt.datetime.now(dt.UTC) else None
 
 
-@sensitive_variables("token", "payload")
+@sensitive_variables("sealed", "token")
+def cached_acs_token(*, member: TenantUser) -> TeamsUserToken | None:
+    """The member's ACS token if one is cached and valid beyond the margin (no database query;
+    no Redis round trip either once this process holds it)."""
+    if member.tenant.status != CustomerTenant.Status.ACTIVE:
+        return None
+    key = _token_key(member)
+    sealed = _local_get(key)
+    if sealed is not None:
+        token = _valid_token(sealed, key)
+        if token is not None:
+            return token
+        _local_forget(key)  # within the margin or unreadable: Redis may hold a newer one
+    sealed = coordination.get(key)
+    if sealed is None:
+        return None
+    token = _valid_token(sealed, key)
+    if token is not None:
+        _local_put(key, sealed)
+    return token
+
+
+@sensitive_variables("token", "payload", "sealed")
 def _cache_token(member: TenantUser, token: TeamsUserToken) -> None:
     ttl = (token.expires_at - _margin() - dt.datetime.now(dt.UTC)).total_seconds()
     if ttl < 1:
         return
     payload = json.dumps({"token": token.token, "expires_at": token.expires_at.isoformat(), "oid": token.oid})
     key = _token_key(member)
-    coordination.put(key, crypto.seal(payload, context=key), seconds=int(ttl))
+    sealed = crypto.seal(payload, context=key)
+    coordination.put(key, sealed, seconds=int(ttl))
+    _local_put(key, sealed)
 
 
 def acs_token_for_user(*, member: TenantUser) -> TeamsUserToken:

@@ -36,5 +36,8 @@ def _empty_cache() -> Iterator[None]:
     """Each test starts with an empty cache (JWKS, locks), under the tests' own key prefix."""
     from django.core.cache import cache
 
+    from identity.services import forget_local_tokens
+
     cache.clear()
+    forget_local_tokens()  # the sealed ACS tokens each process keeps besides Redis
     yield

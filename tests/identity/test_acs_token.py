@@ -60,6 +60,12 @@ def refreshes(devcloud: DevCloud) -> int:
     return len(devcloud.requests(endpoint="entra.token.token"))
 
 
+def forget_cached_tokens() -> None:
+    """Redis emptied, and this process's copies with it: the next request exchanges anew."""
+    cache.clear()
+    services.forget_local_tokens()
+
+
 def last_refusal() -> AuditEvent:
     return AuditEvent.objects.filter(kind=AuditEvent.Kind.TOKEN_REFUSED).latest("created_at")
 
@@ -251,12 +257,12 @@ def test_no_token_reaches_the_logs(bob: Person, connected: DevCloud, caplog: pyt
     # Our loggers at DEBUG; the SDKs' at the levels settings.LOGGING gives them.
     caplog.set_level(logging.DEBUG)
     token = bob.client.post(TOKEN_URL).json()["token"]
-    cache.clear()
+    forget_cached_tokens()
     connected.control("POST", "/faults", json={"service": "acs", "path": "/teamsUser", "status": 503, "count": 1})
-    bob.client.post(TOKEN_URL)
+    assert bob.client.post(TOKEN_URL).status_code == 503
     EntraTokenCache.objects.filter(member=member("bob")).update(sealed="v1.unknown.x")
-    cache.clear()
-    bob.client.post(TOKEN_URL)
+    forget_cached_tokens()
+    assert bob.client.post(TOKEN_URL).status_code == 401
     text = caplog.text + "".join(str(r.args) for r in caplog.records)
     assert caplog.records, "nothing was logged at all"
     assert token not in text and "eyJ" not in text
@@ -353,3 +359,98 @@ def test_the_warm_path_makes_no_query_beyond_the_sessions_user(bob: Person, djan
     assert bob.client.post(TOKEN_URL).status_code == 200
     with django_assert_num_queries(2):  # the session, and the user with his membership and tenant
         assert bob.client.post(TOKEN_URL).status_code == 200
+
+
+def redis_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names read from Redis by `coordination.get` from now on (the real reads, counted)."""
+    read: list[str] = []
+    real = services.coordination.get
+
+    def counted(name: str) -> str | None:
+        read.append(name)
+        return real(name)
+
+    monkeypatch.setattr(services.coordination, "get", counted)
+    return read
+
+
+def test_the_warm_path_makes_no_redis_round_trip_once_the_process_holds_the_token(
+    bob: Person, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = bob.client.post(TOKEN_URL).json()
+    reads = redis_reads(monkeypatch)
+    assert [bob.client.post(TOKEN_URL).json() for _ in range(3)] == [first] * 3
+    assert reads == []
+
+
+def test_a_token_cached_by_another_process_is_read_from_redis_once(
+    bob: Person, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = bob.client.post(TOKEN_URL).json()
+    services.forget_local_tokens()  # as in another web process: only Redis holds it
+    reads = redis_reads(monkeypatch)
+    assert bob.client.post(TOKEN_URL).json() == first
+    assert bob.client.post(TOKEN_URL).json() == first
+    assert len(reads) == 1
+
+
+def test_the_process_keeps_the_token_sealed(bob: Person) -> None:
+    token = bob.client.post(TOKEN_URL).json()["token"]
+    [(key, (sealed, _))] = services._local.items()
+    assert sealed.startswith(crypto.current_prefix()) and token not in sealed
+    assert sealed == services.coordination.get(key)
+
+
+def test_a_role_change_makes_the_kept_token_unreachable_at_once(bob: Person, connected: DevCloud) -> None:
+    assert bob.client.post(TOKEN_URL).status_code == 200
+    before = exchanges(connected)
+    # A bulk update, as an operator's script would: the database moves the member's version.
+    TenantUser.objects.filter(oid=USERS["bob"][1]).update(portal_role=TenantUser.Role.ADMIN)
+    assert bob.client.post(TOKEN_URL).status_code == 200
+    assert exchanges(connected) - before == 1
+    assert bob.client.post(TOKEN_URL).status_code == 200
+    assert exchanges(connected) - before == 1
+
+
+def test_a_kept_token_within_the_margin_gives_way_to_the_newer_one_in_redis(
+    bob: Person, connected: DevCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = bob.client.post(TOKEN_URL).json()
+    [key] = services._local
+    # This process's copy is about to expire; another process exchanged since (what Redis holds).
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60)
+    payload = f'{{"token": "old", "expires_at": "{soon.isoformat()}", "oid": "{USERS["bob"][1]}"}}'
+    services._local_put(key, crypto.seal(payload, context=key))
+    before = exchanges(connected)
+    reads = redis_reads(monkeypatch)
+    assert bob.client.post(TOKEN_URL).json() == first
+    assert exchanges(connected) == before and len(reads) == 1
+    assert services._local[key][0] == services.coordination.get(key)
+
+
+def test_a_kept_token_is_forgotten_after_local_seconds(
+    bob: Person, connected: DevCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert bob.client.post(TOKEN_URL).status_code == 200
+    cache.clear()  # Redis lost it: this process serves its copy for LOCAL_SECONDS at most
+    before = exchanges(connected)
+    assert bob.client.post(TOKEN_URL).status_code == 200
+    assert exchanges(connected) == before
+    now = services.time.monotonic
+    monkeypatch.setattr(services.time, "monotonic", lambda: now() + services.LOCAL_SECONDS)
+    assert bob.client.post(TOKEN_URL).status_code == 200
+    assert exchanges(connected) - before == 1
+
+
+def test_the_process_keeps_at_most_local_tokens(
+    bob: Person, connected: DevCloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(services, "LOCAL_TOKENS", 1)
+    alice = signed_in(connected, "alice")
+    assert bob.client.post(TOKEN_URL).status_code == 200
+    assert alice.client.post(TOKEN_URL).status_code == 200
+    [key] = services._local
+    assert key.startswith(f"acs-token:{member('alice').pk}:")
+    reads = redis_reads(monkeypatch)
+    assert bob.client.post(TOKEN_URL).status_code == 200  # from Redis again
+    assert len(reads) == 1
