@@ -22,6 +22,12 @@ each round, so that the page never enqueues a sync (it would when the last one i
 `bare_render_ms` is, for information, `render_to_string` of a template that only extends
 `base.html`, with the same request, outside any request cycle.
 
+The page keeps, per process, what sanitizing made of each message body it drew (the same thread
+is drawn again and again: reloads, its other members, catch-ups), so the timed GETs above draw
+bodies already sanitized. `cold_server_time_ratio_by_size` is, for information, the same
+comparison with that memo emptied before each GET of the thread page: a process drawing these
+messages for the first time.
+
 At the largest size the slowest SELECT of the page is run again under EXPLAIN ANALYZE and its plan
 printed; the time of every GET spent in the database is measured too (`db_ms_by_size`), and
 `--profile` prints cProfile's busiest functions at the largest size. Prints its figures, the last
@@ -209,6 +215,23 @@ def thread_messages(client: Any, url: str) -> int:
     return len(json.loads(config.group(1))["messages"])
 
 
+def cold(client: Any, member: Any, targets: dict[str, str], requests: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Server time of each thread page over the home page's (medians, same rounds), the page's
+    memo of sanitized bodies emptied before each of its GETs; and the pages' medians (ms)."""
+    from chat import render
+
+    times: dict[str, list[float]] = {name: [] for name in targets}
+    for _ in range(requests):
+        keep_sync_fresh(member)
+        for name, url in targets.items():
+            if name != "home":
+                render.sanitized_forget()
+            times[name].append(get(client, url)[0])
+    medians = {name: statistics.median(t) * 1000 for name, t in times.items()}
+    home = medians.pop("home")
+    return {name: round(ms / home, 2) for name, ms in medians.items()}, {n: round(ms, 2) for n, ms in medians.items()}
+
+
 def bare_render_ms(request_of: Any, rounds: int) -> float:
     from django.template import engines
 
@@ -315,6 +338,7 @@ def main() -> None:
             times[name].append(seconds)
             db_times[name].append(db_seconds)
     medians = {name: statistics.median(t) * 1000 for name, t in times.items()}
+    cold_ratios, cold_ms = cold(bob.client, member, targets, args.requests)
     db_ms = {name: round(statistics.median(t) * 1000, 2) for name, t in db_times.items()}
     baseline_ms = medians.pop("home")
     server_ms = {name: round(ms, 2) for name, ms in medians.items()}
@@ -325,6 +349,7 @@ def main() -> None:
         f"home page {baseline_ms:.2f} ms; ratio {ratios}; a bare render of base.html {bare_ms:.2f} ms"
     )
     print(f"  of which in the database (queries and round trips, median): {db_ms} ms")
+    print(f"  with the sanitizer's memo emptied before each GET: thread page {cold_ms} ms; ratio {cold_ratios}")
 
     largest = max(args.sizes)
     slow_ms, slow_sql, plan = slowest_select(queries[largest])
@@ -356,6 +381,8 @@ def main() -> None:
                 "db_ms_by_size": {name: ms for name, ms in db_ms.items() if name != "home"},
                 "baseline_db_ms": db_ms["home"],
                 "largest_slowest_select_ms": round(slow_ms, 3),
+                "cold_server_ms_by_size": cold_ms,
+                "cold_server_time_ratio_by_size": cold_ratios,
             }
         )
     )

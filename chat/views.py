@@ -1,4 +1,5 @@
-"""The chat pages and their JSON endpoints; every chat is reached through `access_chat`."""
+"""The chat pages and their JSON endpoints; every chat is reached through `access_chat` (the chat's
+page through `access_open_chat`, the same check)."""
 
 from __future__ import annotations
 
@@ -8,22 +9,25 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Callable
-from functools import wraps
+from functools import lru_cache, wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, get_script_prefix, get_urlconf, reverse
+from django.utils import dateformat
 from django.utils.dateparse import parse_datetime
+from django.utils.timezone import localtime
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from chat import chat_actions, selectors, sending, services
 from chat.models import Chat, ChatMember, ChatSyncState, Message
-from chat.render import message_payload
+from chat.render import json_script, message_payload
 from chat.routing import SOCKET_PATH
 from chat.tasks import sync_member_chats
 from core.http import json_body, json_error, json_methods
@@ -91,18 +95,29 @@ def chats_page(request: HttpRequest, chat_id: int | None = None) -> HttpResponse
         reason = "not_a_tenant_user" if member is None else member.tenant.status
         refusal = {"heading": "Chats aren't available", "verb": "chat", "reason": reason, "member": member}
         return render(request, "portal/unavailable.html", refusal, status=403)
-    chat = selectors.access_chat(member=member, chat_id=chat_id) if chat_id is not None else None
+    chat, members, state = None, [], None
+    if chat_id is None:
+        state = selectors.sync_state(member=member)
+    else:
+        opened = selectors.access_open_chat(member=member, chat_id=chat_id)
+        chat, members, state = opened.chat, opened.members, opened.sync
     # The open chat is drawn read; the page records it with a POST (a GET changes nothing).
     entries, more = selectors.member_chats(member=member, seen=chat.pk if chat else None)
-    state = selectors.sync_state(member=member)
-    context: dict[str, Any] = {"member": member, "entries": entries, "more": more, "chat": chat, "state": state}
+    context: dict[str, Any] = {
+        "member": member,
+        "entries": entries,
+        "lines": _chat_lines(entries, current=chat.pk if chat else None),
+        "more": more,
+        "chat": chat,
+        "state": state,
+    }
     config: dict[str, Any] = {
         "socketPath": SOCKET_PATH,
-        "listUrl": reverse("chat_list"),
-        "syncUrl": reverse("chat_sync"),
-        "peopleUrl": reverse("chat_people"),
-        "createUrl": reverse("chat_create"),
-        "chatUrl": reverse("chat_page", args=[0]),
+        "listUrl": _link("chat_list"),
+        "syncUrl": _link("chat_sync"),
+        "peopleUrl": _link("chat_people"),
+        "createUrl": _link("chat_create"),
+        "chatUrl": _link("chat_page", 0),
         "maxChars": MAX_MESSAGE_CHARS,
         "searchUrl": _url("chat_search"),
         "reactions": list(sending.REACTIONS),
@@ -115,38 +130,68 @@ def chats_page(request: HttpRequest, chat_id: int | None = None) -> HttpResponse
     if chat is not None:
         read_at = dt.datetime.now(dt.UTC)  # before the read: catch-ups start here
         messages, older = selectors.thread_page(chat=chat)
-        members = selectors.chat_members(chat=chat)
         names = selectors.message_names(chat=chat, messages=messages, members=members)
+        me = str(member.oid)
         context["title"] = selectors.thread_title(member=member, chat=chat, members=members)
         context["members"] = members
         # Graph's link to the chat in Teams; anything but https is not a link we follow.
         context["teams_url"] = chat.web_url if chat.web_url.startswith("https://") else ""
         config |= {
             "chat": chat.pk,
-            "messagesUrl": reverse("chat_messages", args=[chat.pk]),
-            "changesUrl": reverse("chat_changes", args=[chat.pk]),
-            "readUrl": reverse("chat_read", args=[chat.pk]),
-            "messageUrl": reverse("chat_message", args=[chat.pk, "__id__"]),
+            "messagesUrl": _link("chat_messages", chat.pk),
+            "changesUrl": _link("chat_changes", chat.pk),
+            "readUrl": _link("chat_read", chat.pk),
+            "messageUrl": _link("chat_message", chat.pk, "__id__"),
             "membersUrl": _url("chat_members", chat.pk),
             "unreadUrl": _url("chat_unread", chat.pk),
             "hideUrl": _url("chat_hide", chat.pk),
             "chatApiUrl": _url("chat_detail", chat.pk),
             "isGroup": chat.chat_type == "group",
             "topic": chat.topic,
-            "messages": [message_payload(m, me=str(member.oid), names=names) for m in messages],
+            "messages": [message_payload(m, me=me, names=names) for m in messages],
             "now": read_at.isoformat(),
             "hasOlder": older,
         }
     context["chat_config"] = config
+    context["chat_config_script"] = json_script(config, "chat-config")
     return render(request, "chat/chats.html", context)
+
+
+def _chat_lines(entries: list[selectors.ChatEntry], *, current: int | None) -> list[dict[str, Any]]:
+    """The chat list's lines, their links and times drawn here: the template's `{% url %}` and
+    `|date` cost more per line than all the rest of it (a list is up to 50 lines)."""
+    return [
+        {
+            "pk": entry.chat.pk,
+            "url": _link("chat_page", entry.chat.pk),
+            "title": entry.title,
+            "at": entry.at.isoformat() if entry.at else "",
+            "when": dateformat.format(localtime(entry.at), "M j, H:i") if entry.at else "",
+            "preview": entry.preview,
+            "unread": entry.unread,
+            "current": entry.chat.pk == current,
+        }
+        for entry in entries
+    ]
 
 
 def _url(name: str, *args: Any) -> str | None:
     """The URL of a view that may not be installed (the page leaves out what it cannot reach)."""
     try:
-        return reverse(name, args=args)
+        return _link(name, *args)
     except NoReverseMatch:
         return None
+
+
+def _link(name: str, *args: Any) -> str:
+    """`reverse(name, args=args)`, kept: the page names some twenty URLs each time, mostly the
+    same ones, and each `reverse` costs as much as drawing a line of the list."""
+    return _reversed(settings.ROOT_URLCONF, get_urlconf(), get_script_prefix(), name, args)
+
+
+@lru_cache(maxsize=4096)
+def _reversed(root: str, urlconf: str | None, prefix: str, name: str, args: tuple[Any, ...]) -> str:
+    return reverse(name, args=args)
 
 
 def _names(chat: Chat, messages: list[Message]) -> dict[str, str] | None:
@@ -188,7 +233,7 @@ def chat_list(request: HttpRequest, member: TenantUser) -> JsonResponse:
     # The page shows this chat's thread to the person right now: drawn read (its POST records it).
     seen = current if request.GET.get("seen") == "1" else None
     entries, more = selectors.member_chats(member=member, page=page, seen=seen)
-    context = {"entries": entries, "more": more, "page": page, "current": current}
+    context = {"lines": _chat_lines(entries, current=current), "more": more, "page": page}
     return JsonResponse({"html": render_to_string("chat/_chat_list.html", context, request=request), "more": more})
 
 
