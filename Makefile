@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint typecheck pytest bench assets chromium clean
+.PHONY: run test lint typecheck pytest bench assets chromium messages gettext clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,18 @@ assets:
 
 chromium:
 	@[ -x /usr/bin/chromium ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+# Translations: locale/<lang>/LC_MESSAGES/*.po from the code's strings, then the .mo files Django
+# reads (committed: running the portal needs no gettext; tests/portal/test_translations.py checks
+# that they match the .po files). Only changing translations needs gettext's tools.
+gettext:
+	@command -v msgfmt >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq gettext >/dev/null; }
+
+I18N_IGNORE := --ignore=.venv --ignore=node_modules --ignore=static/dist --ignore=devcloud --ignore=bench --ignore=tests --ignore=var
+messages: $(VENV)/.runtime gettext
+	DEBUG=true $(BIN)/python manage.py makemessages --all --no-obsolete $(I18N_IGNORE)
+	DEBUG=true $(BIN)/python manage.py makemessages --all --no-obsolete -d djangojs $(I18N_IGNORE)
+	DEBUG=true $(BIN)/python manage.py compilemessages $(I18N_IGNORE)
 
 run: $(VENV)/.runtime assets
 	$(BIN)/python scripts/run.py
@@ -57,6 +69,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python bench/chat_sync.py
 	$(BIN)/python bench/chat_page.py
 	$(BIN)/python bench/chat_search.py
+	$(BIN)/python bench/freshness.py
 
 clean:
 	rm -rf $(VENV) node_modules static/dist var

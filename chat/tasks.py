@@ -21,12 +21,17 @@ log = logging.getLogger(__name__)
 # Redis redelivers an unacknowledged task after its visibility timeout: a countdown must stay
 # below it, or the task would run twice at once.
 MAX_COUNTDOWN = 300
+# The share of its interval over which a resync queues the members' syncs.
+RESYNC_SPREAD = 0.8
+
+
+def _countdown_limit() -> float:
+    return float(min(MAX_COUNTDOWN, settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] // 2))
 
 
 def _countdown(task: Any, wanted: float) -> float:
     """Growing with each retry (a long sync holds the member's lock), below the visibility timeout."""
-    limit = min(MAX_COUNTDOWN, settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] // 2)
-    return float(min(limit, max(1.0, wanted, 2.0**task.request.retries)))
+    return min(_countdown_limit(), max(1.0, wanted, float(2.0**task.request.retries)))
 
 
 def _retry(task: Any, exc: SyncDeferred) -> Exception:
@@ -156,8 +161,13 @@ def handle_subscription_lifecycle(self: Any, subscription_id: int, event: str) -
 def resync_active_members(full: bool = False) -> int:
     """Beat: a sync of every active member, for what notifications missed (`full`: every chat's messages)."""
     ids = list(subscriptions.members_to_resync().values_list("pk", flat=True))
-    for member_id in ids:
-        transaction.on_commit(partial(sync_member_chats.delay, member_id, full=full))
+    # Spread over most of the interval (at most the longest countdown): queued at once, a thousand
+    # members' syncs would hold every worker while notifications' syncs of one chat wait behind.
+    interval = settings.CHAT_FULL_RESYNC_SECONDS if full else settings.CHAT_RESYNC_SECONDS
+    step = min(interval * RESYNC_SPREAD, _countdown_limit()) / max(1, len(ids))
+    for n, member_id in enumerate(ids):
+        queue = partial(sync_member_chats.apply_async, (member_id,), {"full": full}, countdown=n * step)
+        transaction.on_commit(queue)
     return len(ids)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import random
@@ -21,6 +22,9 @@ from devcloud.graph.store import ChatStore
 from devcloud.graph.throttle import Throttle
 from devcloud.keys import KeyRing
 from devcloud.scopes import qualify
+
+# Changes made in the event loop reach state.json within this many seconds (see State.save).
+SAVE_DELAY = 0.5
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     # Entra gives user access tokens a random lifetime of 60 to 90 minutes; a number fixes it.
@@ -105,6 +109,7 @@ class State:
         self.request_log: deque[dict[str, Any]] = deque(maxlen=20000)
         self.counters: dict[str, int] = {}
         self._ids = itertools.count(1)
+        self._save_timer: asyncio.TimerHandle | None = None
         # Bumped by every reset: work that awaited across one (a handshake) must not land.
         self.generation = 0
         self.chats = ChatStore(directory=directory, journal=state_dir / "chats.jsonl")
@@ -169,6 +174,25 @@ class State:
         return loaded
 
     def save(self) -> None:
+        """Persist the state: at once outside the event loop; in it, within SAVE_DELAY seconds, the
+        changes made meanwhile written together (a bulk of subscriptions would otherwise rewrite the
+        whole file once per subscription). The app's shutdown writes what is pending."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        if self._save_timer is None:
+            self._save_timer = loop.call_later(SAVE_DELAY, self.flush)
+
+    def flush(self, *, pending_only: bool = False) -> None:
+        """Write the state now (a pending delayed write is then done); with `pending_only`, only
+        if a delayed write is pending."""
+        if pending_only and self._save_timer is None:
+            return
+        if self._save_timer is not None:
+            self._save_timer.cancel()
+            self._save_timer = None
         data = {
             "grants": {k: g.to_json() for k, g in self.grants.items()},
             "disabled": sorted(self.disabled),

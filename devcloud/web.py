@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import MutableMapping
+from collections.abc import AsyncIterator, MutableMapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
@@ -63,6 +64,12 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+@asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    yield
+    app.state.devcloud.flush(pending_only=True)
+
+
 def create_app(state: State) -> Starlette:
     routes = [
         Route("/_devcloud/health", health),
@@ -73,7 +80,7 @@ def create_app(state: State) -> Starlette:
         *token.routes(),
         *authorize.routes(),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(RecordAndFault)])
+    app = Starlette(routes=routes, middleware=[Middleware(RecordAndFault)], lifespan=_lifespan)
     app.state.devcloud = state
     subscriptions.attach(state)
     return app

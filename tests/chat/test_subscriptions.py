@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -283,8 +284,39 @@ def test_resync_active_members_enqueues_the_right_members_only(
         )
     ChatSyncState.objects.create(tenant=people["bob"].tenant, member=people["bob"], status="idle")
     CustomerTenant.objects.filter(pk=people["charlie"].tenant_id).update(status=CustomerTenant.Status.CONSENT_REVOKED)
-    queued: list[tuple[int, bool]] = []
-    monkeypatch.setattr(tasks.sync_member_chats, "delay", lambda pk, full: queued.append((pk, full)))
+    queued: list[tuple[int, bool, float]] = []
+
+    def apply_async(args: tuple[int], kwargs: dict[str, bool], countdown: float) -> None:
+        queued.append((args[0], kwargs["full"], countdown))
+
+    monkeypatch.setattr(tasks.sync_member_chats, "apply_async", apply_async)
     with TestCase.captureOnCommitCallbacks(execute=True):
         assert tasks.resync_active_members(full=True) == 3
-    assert sorted(queued) == sorted((people[who].pk, True) for who in ("alice", "bob", "tom"))
+    assert sorted(q[:2] for q in queued) == sorted((people[who].pk, True) for who in ("alice", "bob", "tom"))
+    # Spread over the interval, below the broker's visibility timeout: not all at once.
+    assert [q[2] for q in queued] == [0, 100, 200]  # 300 s (the longest countdown) among 3
+
+
+@pytest.mark.django_db
+def test_a_resync_of_many_members_is_spread_over_most_of_its_interval(
+    monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    settings.CHAT_RESYNC_SECONDS = 300
+    monkeypatch.setattr(tasks.subscriptions, "members_to_resync", lambda: TenantUser.objects.none())
+    assert tasks.resync_active_members() == 0
+    members = list(range(1, 1001))
+
+    class Members:
+        def values_list(self, *_: Any, **__: Any) -> list[int]:
+            return members
+
+    monkeypatch.setattr(tasks.subscriptions, "members_to_resync", Members)
+    countdowns: list[float] = []
+    monkeypatch.setattr(
+        tasks.sync_member_chats, "apply_async", lambda args, kwargs, countdown: countdowns.append(countdown)
+    )
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        assert tasks.resync_active_members() == 1000
+    assert countdowns == sorted(countdowns) and countdowns[0] == 0
+    assert 230 < countdowns[-1] < 240  # 0.8 of 300 s
+    assert max(b - a for a, b in itertools.pairwise(countdowns)) < 0.25

@@ -13,8 +13,10 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, cast
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -115,20 +117,29 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def webhook(devcloud: DevCloud) -> Iterator[Webhook]:
+@contextmanager
+def serving_webhook(state_dir: Path) -> Iterator[Webhook]:
+    """A webhook over HTTPS with the certificate of the devcloud whose state dir is given."""
     port = free_port()
     server = _Server(("127.0.0.1", port), _Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(devcloud.state_dir / "server.pem", devcloud.state_dir / "server-key.pem")
+    context.load_cert_chain(state_dir / "server.pem", state_dir / "server-key.pem")
     server.socket = context.wrap_socket(server.socket, server_side=True)
     server.hook = Webhook(base_url=f"https://127.0.0.1:{port}")
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    yield server.hook
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    try:
+        yield server.hook
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.fixture
+def webhook(devcloud: DevCloud) -> Iterator[Webhook]:
+    with serving_webhook(devcloud.state_dir) as hook:
+        yield hook
 
 
 # Helpers -------------------------------------------------------------------------------------
@@ -623,3 +634,26 @@ def test_one_subscription_per_app_and_chat(devcloud: DevCloud, webhook: Webhook,
     status, code, _ = run(scenario())
     assert (status, code) == (403, "ExtensionError")
     assert [p for p, _ in webhook.validations] == ["/notify"]
+
+
+def test_subscriptions_made_just_before_a_stop_are_there_after_the_restart(tmp_path: Path) -> None:
+    # devcloud writes its state a moment after a change (many subscriptions at once are written
+    # together); stopping it writes what is still pending.
+    server = DevCloud.start(tmp_path)
+    try:
+        with serving_webhook(tmp_path) as hook:
+            alice = as_user(server, "alice")
+            chats = [one_on_one(server, "alice", "bob"), one_on_one(server, "alice", "april")]
+
+            async def scenario() -> list[str]:
+                return [str((await subscribe(alice, subscription(hook, chat))).id) for chat in chats]
+
+            created = run(scenario())
+    finally:
+        server.stop()
+    server = DevCloud.start(tmp_path)
+    try:
+        kept = server.control("GET", "/subscriptions")["subscriptions"]
+        assert sorted(s["id"] for s in kept) == sorted(created)
+    finally:
+        server.stop()
