@@ -18,6 +18,6 @@ RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
 COPY --from=assets /app/static/dist static/dist
 # A fixed uid: Docker secrets mounted from files must be readable by it.
-RUN useradd --uid 1000 --create-home portal && mkdir -p var && chown portal var
+RUN useradd --uid 1000 --create-home portal && mkdir -p var/prometheus && chown -R portal var
 USER portal
 EXPOSE 8000

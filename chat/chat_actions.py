@@ -16,6 +16,8 @@ from functools import partial
 from typing import Any, TypeVar
 
 from django.db import transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from chat import live, selectors, services, tasks
 from chat.models import Chat, ChatMember
@@ -27,6 +29,14 @@ from tenants.scopes import MEMBER_MANAGEMENT_SCOPE
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_TOPIC_CHARS = 250
+
+
+def topic_too_long() -> str:
+    return ngettext(
+        "A chat name has at most %(count)d character.", "A chat name has at most %(count)d characters.", MAX_TOPIC_CHARS
+    ) % {"count": MAX_TOPIC_CHARS}
+
+
 # "Unread" reads up to just before the last message, as Teams does by default.
 JUST_BEFORE = dt.timedelta(milliseconds=1)
 
@@ -37,9 +47,9 @@ def _as_member(member: TenantUser, call: Callable[[graph.GraphSession], Awaitabl
         return _as_user(member, call, also=also)
     except ActionFailed as exc:
         if exc.status == 429:
-            raise ActionFailed(429, exc.reason, "Teams is busy. Try again shortly.", exc.retry_after) from exc
+            raise ActionFailed(429, exc.reason, _("Teams is busy. Try again shortly."), exc.retry_after) from exc
         if exc.status == 503 and exc.reason == "graph_unavailable":
-            raise ActionFailed(503, exc.reason, "Teams did not answer. Try again.", exc.retry_after) from exc
+            raise ActionFailed(503, exc.reason, _("Teams did not answer. Try again."), exc.retry_after) from exc
         raise
 
 
@@ -53,7 +63,7 @@ def _mine(member: TenantUser, chat: Chat) -> Any:
 
 def _group_only(chat: Chat) -> None:
     if chat.chat_type != "group":
-        raise ActionFailed(400, "not_group", "Only group chats can be renamed or have people added or removed.")
+        raise ActionFailed(400, "not_group", _("Only group chats can be renamed or have people added or removed."))
 
 
 async def _chat_back(session: graph.GraphSession, chat_id: str) -> dict[str, Any]:
@@ -112,7 +122,7 @@ def chat_unread(*, member: TenantUser, chat: Chat) -> None:
     """Unread from the last message on, in Teams and here (the list shows it unread)."""
     last = selectors.last_message_time(chat=chat)
     if last is None:
-        raise ActionFailed(400, "no_messages", "This chat has no message to mark unread.")
+        raise ActionFailed(400, "no_messages", _("This chat has no message to mark unread."))
     until = last - JUST_BEFORE
     _as_member(member, lambda g: g.mark_chat_unread(chat.graph_id, read_until=until, **_me(member)))
     _mine(member, chat).update(last_read_at=until)
@@ -149,7 +159,7 @@ def chat_rename(*, member: TenantUser, chat: Chat, topic: str) -> Chat:
     _group_only(chat)
     topic = topic.strip()
     if not 1 <= len(topic) <= MAX_TOPIC_CHARS:
-        raise ActionFailed(400, "bad_topic", f"A chat name has 1 to {MAX_TOPIC_CHARS} characters.")
+        raise ActionFailed(400, "bad_topic", _("Give the chat a name.") if not topic else topic_too_long())
 
     async def rename(session: graph.GraphSession) -> dict[str, Any]:
         await session.rename_chat(chat.graph_id, topic)
@@ -162,9 +172,9 @@ def chat_member_add(*, member: TenantUser, chat: Chat, oid: str) -> Chat:
     """Someone of the member's organization (as `tenant_people` offers them) added to a group chat."""
     _group_only(chat)
     if ChatMember.objects.filter(tenant_id=chat.tenant_id, chat=chat, oid=oid).exists():
-        raise ActionFailed(409, "already_member", "This person is in the chat already.")
+        raise ActionFailed(409, "already_member", _("This person is in the chat already."))
     if oid not in selectors.people_known(member=member, oids=[oid]):
-        raise ActionFailed(400, "unknown_person", "Choose people of your organization.")
+        raise ActionFailed(400, "unknown_person", _("Choose people of your organization."))
 
     async def add(session: graph.GraphSession) -> dict[str, Any]:
         await session.add_member(chat.graph_id, oid)
@@ -178,7 +188,7 @@ def chat_member_remove(*, member: TenantUser, chat: Chat, oid: str) -> bool:
     _group_only(chat)
     row = ChatMember.objects.filter(tenant_id=chat.tenant_id, chat=chat, oid=oid).first()
     if row is None:
-        raise ActionFailed(404, "not_member", "This person is not in the chat.")
+        raise ActionFailed(404, "not_member", _("This person is not in the chat."))
     leaving = uuid.UUID(oid) == member.oid
     known = row.membership_id
 

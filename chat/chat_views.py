@@ -7,6 +7,7 @@ from typing import Any
 
 from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from chat import chat_actions, selectors
 from chat.models import Chat
@@ -32,9 +33,9 @@ def chat_detail(request: HttpRequest, member: TenantUser, chat_id: int) -> JsonR
         return body
     topic = body.get("topic")
     if not isinstance(topic, str) or not topic.strip():
-        return json_error(400, "bad_topic", "Give the chat a name.")
+        return json_error(400, "bad_topic", _("Give the chat a name."))
     if len(topic.strip()) > chat_actions.MAX_TOPIC_CHARS:
-        return json_error(400, "bad_topic", f"A chat name has at most {chat_actions.MAX_TOPIC_CHARS} characters.")
+        return json_error(400, "bad_topic", chat_actions.topic_too_long())
     try:
         chat = chat_actions.chat_rename(member=member, chat=chat, topic=topic)
     except ActionFailed as exc:

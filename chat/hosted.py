@@ -17,6 +17,7 @@ from typing import Any
 from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext as _
 
 from chat import selectors, sending
 from chat.models import Message
@@ -125,9 +126,9 @@ def _fetch(member: TenantUser, chat_id: str, message_id: str, content_id: str) -
     if found == "not_found":
         return json_error(404, "not_found", "No such image.")
     if found == "too_large" or not isinstance(found, graph.HostedContent):
-        return json_error(502, "too_large", "This image is too large to show here; open it in Teams.")
+        return json_error(502, "too_large", _("This image is too large to show here; open it in Teams."))
     content_type = found.content_type.split(";", 1)[0].strip().lower()
     if content_type not in TYPES:
         log.info("hosted content of type %r not shown", content_type[:100])
-        return json_error(415, "unsupported_type", "This file is not an image the portal shows; open it in Teams.")
+        return json_error(415, "unsupported_type", _("This file is not an image the portal shows; open it in Teams."))
     return content_type, found.data

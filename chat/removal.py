@@ -17,6 +17,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 
+from django.utils.translation import ngettext_lazy
 from django.views.decorators.debug import sensitive_variables
 
 from chat.models import Chat, ChatMember, ChatSyncState, GraphSubscription, Message, SubscriptionRemoval
@@ -64,17 +65,25 @@ def mirror_remove(*, tenant: CustomerTenant) -> tuple[list[Removed], list[int]]:
     ChatSyncState.objects.filter(tenant=tenant).delete()
     chats, _ = Chat.objects.filter(tenant=tenant).delete()
     removed = [
-        Removed(chats, "chat", "chats"),
-        Removed(messages, "message", "messages"),
+        Removed(chats, "chats", ngettext_lazy("%(count)d chat", "%(count)d chats", "count")),
+        Removed(messages, "messages", ngettext_lazy("%(count)d message", "%(count)d messages", "count")),
         Removed(
             sum(len(r.graph_ids) for r in removals),
-            "Teams change subscription, being deleted in Microsoft Graph",
             "Teams change subscriptions, being deleted in Microsoft Graph",
+            ngettext_lazy(
+                "%(count)d Teams change subscription, being deleted in Microsoft Graph",
+                "%(count)d Teams change subscriptions, being deleted in Microsoft Graph",
+                "count",
+            ),
         ),
         Removed(
             unowned,
-            "Teams change subscription left to expire in Microsoft Graph within three days",
             "Teams change subscriptions left to expire in Microsoft Graph within three days",
+            ngettext_lazy(
+                "%(count)d Teams change subscription left to expire in Microsoft Graph within three days",
+                "%(count)d Teams change subscriptions left to expire in Microsoft Graph within three days",
+                "count",
+            ),
         ),
     ]
     return removed, [removal.pk for removal in removals]

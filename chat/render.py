@@ -25,6 +25,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import get_language, ngettext
+from django.utils.translation import gettext as _
 
 from chat.models import Chat, Message
 
@@ -49,9 +51,6 @@ ATTRIBUTE_SRC = re.compile(r"""\bsrc\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""",
 # Graph's URL of a message's inline image: …/chats/{chat}/messages/{message}/hostedContents/{id}/$value
 HOSTED_PATH = re.compile(r"/chats/[^/]+/messages/(?P<message>[^/]+)/hostedContents/(?P<content>[^/]+)/\$value")
 HOSTED_ID = re.compile(r"[A-Za-z0-9+/=_.~-]{1,1024}")
-IMAGE_NOTE = '<span class="note">[image]</span>'
-ATTACHMENT_NOTE = '<span class="note">[attachment]</span>'
-IMAGE_ALT = "Image"
 # What Django's `json_script` escapes, and how.
 JSON_SCRIPT_ESCAPES = (("&", "\\u0026"), ("<", "\\u003C"), (">", "\\u003E"))
 
@@ -71,7 +70,9 @@ def safe_html(
     if content_type != "html":
         return html.escape(body).replace("\n", "<br>")
     clean = _cleaned if len(body) <= CACHED_CHARS else _cleaned.__wrapped__
-    return clean(body, tuple(sorted(images.items())) if images else (), frozenset(shown_apart) if shown_apart else NONE)
+    images_key = tuple(sorted(images.items())) if images else ()
+    # The language is part of the key: the notes and alt texts put in are in the reader's.
+    return clean(body, images_key, frozenset(shown_apart) if shown_apart else NONE, get_language())
 
 
 # A thread's messages are drawn again and again (every page load, every member, every catch-up):
@@ -82,12 +83,12 @@ NONE: frozenset[str] = frozenset()
 
 
 @functools.lru_cache(maxsize=CACHED_BODIES)
-def _cleaned(body: str, images: tuple[tuple[str, str], ...], shown_apart: frozenset[str]) -> str:
+def _cleaned(body: str, images: tuple[tuple[str, str], ...], shown_apart: frozenset[str], language: str) -> str:
     rewritten = dict(images)
     body = MENTION.sub(r'<span class="mention">\1</span>', body)
     body = IMAGE.sub(lambda match: _image(match.group(0), rewritten), body)
     body = ATTACHMENT.sub(
-        lambda match: "" if _attribute(ATTRIBUTE_ID, match.group(0)) in shown_apart else ATTACHMENT_NOTE, body
+        lambda match: "" if _attribute(ATTRIBUTE_ID, match.group(0)) in shown_apart else _note(_("[attachment]")), body
     )
     return _cleaner(frozenset(rewritten.values())).clean(body)
 
@@ -142,7 +143,11 @@ def _image(tag: str, rewritten: Mapping[str, str]) -> str:
     """A fresh `<img>` (nothing of the original tag kept but its place) or a note."""
     src = _attribute(ATTRIBUTE_SRC, tag)
     url = rewritten.get(src or "")
-    return f'<img src="{url}" alt="{IMAGE_ALT}">' if url else IMAGE_NOTE
+    return f'<img src="{url}" alt="{html.escape(_("Image"))}">' if url else _note(_("[image]"))
+
+
+def _note(text: str) -> str:
+    return f'<span class="note">{html.escape(text)}</span>'
 
 
 def hosted_images(message: Message) -> dict[str, str]:
@@ -194,7 +199,7 @@ def plain_text(body: str, content_type: str = "html", limit: int = 140) -> str:
         text = body
     text = " ".join(html.unescape(text).split())
     if not text and content_type == "html" and IMAGE.search(body):
-        text = "Image"
+        text = _("Image")
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -249,19 +254,23 @@ def event_text(message: Message, names: Mapping[str, str] | None = None) -> str:
     detail = message.event or {}
     kind = str(detail.get("@odata.type", "")).rsplit(".", 1)[-1]
     known = names or {}
-    people = [m.get("displayName") or known.get(str(m.get("id"))) or "someone" for m in detail.get("members") or []]
-    who = ", ".join(people) or "Someone"
-    who = who[0].upper() + who[1:]
+    people = [m.get("displayName") or known.get(str(m.get("id"))) or _("someone") for m in detail.get("members") or []]
+    who = ", ".join(people) or _("Someone")
+    named = {"who": who[0].upper() + who[1:]}
+    count = max(1, len(people))
     if kind == "membersAddedEventMessageDetail":
-        return f"{who} joined the chat"
-    if kind == "membersLeftEventMessageDetail":
-        return f"{who} left the chat"
+        return ngettext("%(who)s joined the chat", "%(who)s joined the chat", count) % named
+    if kind == "membersLeftEventMessageDetail" or (
+        kind == "membersDeletedEventMessageDetail" and _self_removed(detail)
+    ):
+        return ngettext("%(who)s left the chat", "%(who)s left the chat", count) % named
     if kind == "membersDeletedEventMessageDetail":
-        verb = "were" if len(people) > 1 else "was"
-        return f"{who} left the chat" if _self_removed(detail) else f"{who} {verb} removed from the chat"
+        return ngettext("%(who)s was removed from the chat", "%(who)s were removed from the chat", count) % named
+    if kind == "chatRenamedEventMessageDetail" and detail.get("chatDisplayName"):
+        return _("The chat was renamed %(name)s") % {"name": detail["chatDisplayName"]}
     if kind == "chatRenamedEventMessageDetail":
-        return f"The chat was renamed {detail.get('chatDisplayName') or ''}".strip()
-    return "Chat updated"
+        return _("The chat was renamed")
+    return _("Chat updated")
 
 
 def _self_removed(detail: Mapping[str, Any]) -> bool:
@@ -353,7 +362,7 @@ def _reactions(message: Message, names: Mapping[str, str]) -> list[dict[str, Any
         user = _reactor(reaction)
         oid = str(user.get("id") or "")
         if kind:
-            grouped.setdefault(kind, {})[oid] = names.get(oid) or user.get("displayName") or "Someone"
+            grouped.setdefault(kind, {})[oid] = names.get(oid) or user.get("displayName") or _("Someone")
     return [{"type": kind, "count": len(who), "names": list(who.values())} for kind, who in grouped.items()]
 
 
@@ -386,7 +395,7 @@ def _files(message: Message) -> list[dict[str, Any]]:
         if attachment.get("contentType") == "reference" and url.startswith("https://"):
             files.append(
                 {
-                    "name": str(attachment.get("name") or "File"),
+                    "name": str(attachment.get("name") or _("File")),
                     "url": url,
                     "attachment": str(attachment.get("id") or ""),
                 }
@@ -398,7 +407,7 @@ def chat_title(chat: Chat, *, names: list[str]) -> str:
     """The topic, else the other members' names."""
     if chat.topic:
         return chat.topic
-    return ", ".join(names) if names else "Chat with yourself"
+    return ", ".join(names) if names else _("Chat with yourself")
 
 
 def json_script(value: Any, element_id: str) -> SafeString:

@@ -25,6 +25,7 @@ from django.db import connection
 from django.db.models import Q
 from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from chat import selectors
 from chat.models import Chat, ChatMember, Message
@@ -176,7 +177,9 @@ def _chat_titles(member: TenantUser, chat_ids: set[int]) -> dict[int, str]:
 def chat_search(request: HttpRequest, member: TenantUser) -> JsonResponse:
     query = request.GET.get("q", "").strip()
     if not MIN_QUERY <= len(query) <= MAX_QUERY:
-        return json_error(400, "bad_query", f"Search for {MIN_QUERY} to {MAX_QUERY} characters.")
+        return json_error(
+            400, "bad_query", _("Search for %(min)d to %(max)d characters.") % {"min": MIN_QUERY, "max": MAX_QUERY}
+        )
     page = _page(request.GET.get("page", "1"))
     if page is None:
         return json_error(400, "bad_page", f"page must be a number from 1 to {MAX_PAGE}.")

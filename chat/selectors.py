@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from django.db import connection
 from django.db.models import DEFERRED, Field, JSONField, Model, Q, QuerySet
 from django.http import Http404
+from django.utils.translation import gettext as _
 
 from chat.models import Chat, ChatMember, ChatSyncState, Message
 from chat.render import chat_title, needs_names, plain_text
@@ -226,9 +227,9 @@ def _entry(chat: Chat, listed: list[Any], member: TenantUser, *, seen: int | Non
     preview = ""
     if body is not None:
         text = plain_text(body, body_type)
-        who = "You" if mine else sender_name
+        who = _("You") if mine else sender_name
         preview = f"{who}: {text}" if who else text
-    names = [name or email or "Someone" for name, email in json.loads(others or "[]")]
+    names = [name or email or _("Someone") for name, email in json.loads(others or "[]")]
     # Messages of others make a chat unread; system events ("renamed", "added …") do not.
     unread = chat.pk != seen and not mine and last is not None and (read_at is None or last > read_at)
     return ChatEntry(chat, chat_title(chat, names=names), preview, chat.last_message_at, unread)
@@ -251,7 +252,7 @@ def member_names(members: list[ChatMember]) -> dict[str, str]:
 
 
 def thread_title(*, member: TenantUser, chat: Chat, members: list[ChatMember]) -> str:
-    return chat_title(chat, names=[m.display_name or m.email or "Someone" for m in members if m.oid != member.oid])
+    return chat_title(chat, names=[m.display_name or m.email or _("Someone") for m in members if m.oid != member.oid])
 
 
 def message_names(

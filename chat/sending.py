@@ -18,6 +18,8 @@ from functools import partial
 from typing import Any, TypeVar
 
 from django.db import transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from chat import live, services, sync, tasks
 from chat.models import Chat, Message
@@ -49,8 +51,8 @@ class ActionFailed(Exception):
 
 
 STOPPED_MESSAGES = {
-    "consent_revoked": "Your organization's consent was revoked. An administrator must grant it again.",
-    "sign_in_again": "Your Microsoft sign-in has expired. Sign in again to send.",
+    "consent_revoked": gettext_lazy("Your organization's consent was revoked. An administrator must grant it again."),
+    "sign_in_again": gettext_lazy("Your Microsoft sign-in has expired. Sign in again to send."),
 }
 
 
@@ -64,16 +66,20 @@ def _as_user(member: TenantUser, call: Callable[[graph.GraphSession], Awaitable[
         raise ActionFailed(403, "permission_missing", PERMISSION_MISSING.format(permission=permission)) from exc
     except sync.SyncStopped as exc:
         status = 403 if str(exc) == "consent_revoked" else 401
-        raise ActionFailed(status, str(exc), STOPPED_MESSAGES.get(str(exc), "Sign in again.")) from exc
+        raise ActionFailed(status, str(exc), str(STOPPED_MESSAGES.get(str(exc), _("Sign in again.")))) from exc
     except sync.SyncDeferred as exc:
-        raise ActionFailed(503, exc.reason, "Microsoft sign-in is not answering. Try again.", exc.countdown) from exc
+        raise ActionFailed(503, exc.reason, _("Microsoft sign-in is not answering. Try again."), exc.countdown) from exc
     try:
         return graph.run_with_session(token, call)
     except graph.GraphError as exc:
         raise _failure(exc) from exc
 
 
-PERMISSION_MISSING = (
+PERMISSION_UNKNOWN = gettext_lazy(
+    "Your organization has not allowed the portal to do this in Teams. An administrator can grant "
+    "the Microsoft Graph permission it needs by connecting the organization again."
+)
+PERMISSION_MISSING = gettext_lazy(
     "Your organization has not allowed the portal to do this in Teams. An administrator can grant "
     "the Microsoft Graph permission {permission} by connecting the organization again."
 )
@@ -82,30 +88,30 @@ PERMISSION_MISSING = (
 def _failure(exc: graph.GraphError) -> ActionFailed:
     if exc.throttled:
         wait = sync.backoff(1, exc.retry_after)
-        return ActionFailed(429, "graph_throttled", "Teams is busy. Sending again shortly.", wait)
+        return ActionFailed(429, "graph_throttled", _("Teams is busy. Sending again shortly."), wait)
     if exc.transient:
         return ActionFailed(
             503,
             "graph_unavailable",
-            "Teams did not answer. If the message reached Teams it appears here shortly; if not, retry.",
+            _("Teams did not answer. If the message reached Teams it appears here shortly; if not, retry."),
             exc.retry_after,
         )
     if exc.status == 413:
-        return ActionFailed(413, "too_long", "This message is too long for Teams.")
+        return ActionFailed(413, "too_long", _("This message is too long for Teams."))
     if exc.status == 403 and "scope" in exc.message.lower():
         # A permission the tenant has not consented to (removing members needs its own).
-        return ActionFailed(403, "permission_missing", PERMISSION_MISSING.format(permission="it needs"))
+        return ActionFailed(403, "permission_missing", str(PERMISSION_UNKNOWN))
     if exc.status == 403:
-        return ActionFailed(403, "not_in_chat", "You are no longer a member of this chat.")
+        return ActionFailed(403, "not_in_chat", _("You are no longer a member of this chat."))
     if exc.status == 404:
-        return ActionFailed(404, "gone_in_teams", "Teams no longer has this: it was deleted, or you left the chat.")
+        return ActionFailed(404, "gone_in_teams", _("Teams no longer has this: it was deleted, or you left the chat."))
     log.warning("Graph refused a user action: %s %s", exc.status, exc.code)
-    return ActionFailed(400, "refused", f"Teams refused it: {exc.message or exc.code}")
+    return ActionFailed(400, "refused", _("Teams refused it: %(reason)s") % {"reason": exc.message or exc.code})
 
 
 def _not_connected() -> ActionFailed:
     # Disconnected while Teams did it: it is in Teams, and the portal keeps nothing of it.
-    return ActionFailed(403, "tenant_not_active", "Your organization is no longer connected to the portal.")
+    return ActionFailed(403, "tenant_not_active", _("Your organization is no longer connected to the portal."))
 
 
 def _send_slot(member: TenantUser, chat: Chat) -> None:
@@ -113,7 +119,7 @@ def _send_slot(member: TenantUser, chat: Chat) -> None:
     try:
         time.sleep(sync.graph_slot(member.tenant, chat, max_wait=SEND_MAX_WAIT_SECONDS))
     except sync.SyncDeferred as exc:
-        raise ActionFailed(429, "busy", "Teams is busy. Sending again shortly.", exc.countdown) from exc
+        raise ActionFailed(429, "busy", _("Teams is busy. Sending again shortly."), exc.countdown) from exc
 
 
 def _send_key(member: TenantUser, client_id: str) -> str:
@@ -159,7 +165,7 @@ def _already_sent(chat: Chat, known: str | None) -> Message:
         message = Message.objects.filter(tenant_id=chat.tenant_id, chat=chat, graph_id=known).first()
         if message is not None:
             return message
-    raise ActionFailed(409, "in_progress", "Still sending…", retry_after=2)
+    raise ActionFailed(409, "in_progress", _("Still sending…"), retry_after=2)
 
 
 def _send(member: TenantUser, chat: Chat, draft: Draft) -> Message:
@@ -211,7 +217,7 @@ def _mirrored(chat: Chat, item: dict[str, Any]) -> Message:
 def _own(member: TenantUser, message: Message) -> None:
     """Graph lets only the sender edit or delete a message: said before Graph is asked."""
     if message.sender_oid is None or str(message.sender_oid) != str(member.oid):
-        raise ActionFailed(403, "not_yours", "You can change only your own messages.")
+        raise ActionFailed(403, "not_yours", _("You can change only your own messages."))
 
 
 # Teams has done the change: reading it back may wait longer than a send waits for its turn.
@@ -268,7 +274,7 @@ def _mentioned(message: Message) -> list[tuple[str, str]]:
 def message_edit(*, member: TenantUser, chat: Chat, message: Message, text: str) -> Message | None:
     _own(member, message)
     if message.deleted_at is not None or message.message_type != "message":
-        raise ActionFailed(400, "not_editable", "This message can no longer be edited.")
+        raise ActionFailed(400, "not_editable", _("This message can no longer be edited."))
     html, kept = html_with_mentions(text, _mentioned(message))
     html = body_edited(message.body, html)
     mentions = [graph.Mention(n, oid, name) for n, oid, name in kept]
@@ -296,9 +302,9 @@ def message_restore(*, member: TenantUser, chat: Chat, message: Message) -> Mess
 def message_react(*, member: TenantUser, chat: Chat, message: Message, reaction: str, on: bool) -> Message | None:
     """The member's `reaction` (one of REACTIONS) to a message, given (`on`) or taken back."""
     if reaction not in REACTIONS:
-        raise ActionFailed(400, "bad_reaction", "Choose one of Teams' reactions.")
+        raise ActionFailed(400, "bad_reaction", _("Choose one of Teams' reactions."))
     if message.deleted_at is not None or message.message_type != "message":
-        raise ActionFailed(400, "not_reactable", "This message takes no reactions.")
+        raise ActionFailed(400, "not_reactable", _("This message takes no reactions."))
     if on:
         return _changed(member, chat, message, lambda g: g.set_reaction(chat.graph_id, message.graph_id, reaction))
     return _changed(member, chat, message, lambda g: g.unset_reaction(chat.graph_id, message.graph_id, reaction))

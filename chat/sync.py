@@ -32,7 +32,7 @@ from redis.lock import Lock
 
 from chat import live, services
 from chat.models import Chat, ChatSyncState, Message
-from core import coordination
+from core import coordination, logs, metrics
 from identity import services as identity_services
 from integrations import entra, graph
 from tenants import services as tenant_services
@@ -74,6 +74,8 @@ class Progress:
     pending: list[Cursor] = field(default_factory=list)
     # A targeted sync (a notification's chat) leaves the member's progress as the last full one left it.
     quiet: bool = False
+    # The newest change written to a chat mirrored before (for the lag metric).
+    changed_at: dt.datetime | None = None
 
 
 def backoff(attempt: int, retry_after: float | None) -> float:
@@ -99,8 +101,11 @@ def graph_slot(tenant: CustomerTenant, chat: Chat | None, *, max_wait: float | N
     if chat is not None:
         waits.append(take(f"graph-chat:{tenant.vendor_id}:{chat.graph_id}", settings.GRAPH_CHAT_RPS_PER_CHAT))
     worst = max(waits)
+    labels = {"vendor": tenant.vendor_id, "tenant": tenant.pk}
     if worst > limit:
+        metrics.graph_slot_deferrals.labels(**labels).inc()
         raise SyncDeferred(worst, "graph_busy")
+    metrics.graph_slot_waits.labels(**labels).observe(worst)
     return worst
 
 
@@ -164,6 +169,22 @@ def chat_sync_member(
     chat are safe), and neither waits for the other. If the same chats are being synced, the
     caller is asked to retry: that sync may have read them before the change.
     """
+    kind = "targeted" if only else "full" if full else "incremental"
+    started, outcome = time.monotonic(), "error"
+    try:
+        with logs.bound(vendor=member.tenant.vendor_id, tenant=member.tenant_id, member=member.pk):
+            state = _sync_member(member, full=full, chat_ids=chat_ids, only=only)
+        outcome = "ok" if state.status == ChatSyncState.Status.IDLE else str(state.status)
+    except SyncDeferred:
+        outcome = "deferred"
+        raise
+    finally:
+        metrics.chat_syncs.labels(kind=kind, outcome=outcome).inc()
+        metrics.chat_sync_duration.labels(kind=kind).observe(time.monotonic() - started)
+    return state
+
+
+def _sync_member(member: TenantUser, *, full: bool, chat_ids: list[str] | None, only: bool) -> ChatSyncState:
     state = _state(member)
     if state is None or member.tenant.status != CustomerTenant.Status.ACTIVE:
         return _not_active(member, state)
@@ -222,6 +243,8 @@ def _now() -> dt.datetime:
 def _run(member: TenantUser, state: ChatSyncState, lease: Lock, *, full: bool, targets: set[str], only: bool) -> None:
     progress = Progress(state, lease, quiet=only)
     if not only:
+        if state.last_success_at is not None:
+            metrics.chat_sync_staleness.observe((_now() - state.last_success_at).total_seconds())
         _save(state, status=ChatSyncState.Status.RUNNING, started_at=_now(), chats_done=0, stopped_reason="")
         live.publish_progress(state)
     with asyncio.Runner() as runner:
@@ -245,6 +268,8 @@ def _run(member: TenantUser, state: ChatSyncState, lease: Lock, *, full: bool, t
             _graph_failure(exc, progress)
         finally:
             runner.run(session.aclose())
+    if progress.changed_at is not None:
+        metrics.chat_sync_lag.observe(max(0.0, (_now() - progress.changed_at).total_seconds()))
     done = {"finished_at": _now()} if not only else {}
     _save(
         state,
@@ -378,6 +403,8 @@ def _pages(answered: list[tuple[Cursor, dict[str, Any]]], progress: Progress) ->
         if cursor.since is not None and page.items:
             # Changes to a chat already mirrored: open threads show them. (A first sync shows progress.)
             _publish_changes(cursor.chat, page.items)
+            if cursor.newest is not None and (progress.changed_at is None or cursor.newest > progress.changed_at):
+                progress.changed_at = cursor.newest
         elif cursor.next_link is None:
             finished.append(cursor.chat)
         if cursor.next_link is None:
@@ -385,6 +412,7 @@ def _pages(answered: list[tuple[Cursor, dict[str, Any]]], progress: Progress) ->
     if finished:
         live.publish_chats(finished)
     progress.messages += count
+    metrics.chat_sync_messages.labels(**metrics.tenant_labels()).inc(count)
     done_now = sum(1 for cursor, _ in answered if cursor.next_link is None)
     chats_done = {"chats_done": F("chats_done") + done_now} if done_now and not progress.quiet else {}
     _save(progress.state, messages_synced=F("messages_synced") + count, **chats_done)

@@ -22,6 +22,8 @@ from django.urls import NoReverseMatch, get_script_prefix, get_urlconf, reverse
 from django.utils import dateformat
 from django.utils.dateparse import parse_datetime
 from django.utils.timezone import localtime
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -73,7 +75,7 @@ def member_json(*methods: str) -> Callable[[MemberView], Callable[..., JsonRespo
                 return view(request, member, *args, **kwargs)
             except Http404:
                 # The same answer for a chat that does not exist and one that is not yours.
-                return json_error(404, "not_found", "No such chat.")
+                return json_error(404, "not_found", _("No such chat."))
 
         return checked
 
@@ -93,7 +95,12 @@ def chats_page(request: HttpRequest, chat_id: int | None = None) -> HttpResponse
     member = tenant_selectors.access_member(user=request.user)
     if member is None or member.tenant.status != CustomerTenant.Status.ACTIVE:
         reason = "not_a_tenant_user" if member is None else member.tenant.status
-        refusal = {"heading": "Chats aren't available", "verb": "chat", "reason": reason, "member": member}
+        refusal = {
+            "heading": gettext_lazy("Chats aren't available"),
+            "verb": "chat",
+            "reason": reason,
+            "member": member,
+        }
         return render(request, "portal/unavailable.html", refusal, status=403)
     chat, members, state = None, [], None
     if chat_id is None:
@@ -270,9 +277,9 @@ def _send(request: HttpRequest, member: TenantUser, chat: Chat) -> JsonResponse:
         return images
     text = body.get("content")
     if not isinstance(text, str) or (not text.strip() and not images):
-        return json_error(400, "empty", "Type a message first.")
+        return json_error(400, "empty", _("Type a message first."))
     if len(text) > MAX_MESSAGE_CHARS:
-        return json_error(400, "too_long", f"A message can have at most {MAX_MESSAGE_CHARS} characters.")
+        return json_error(400, "too_long", _too_long())
     client_id = _uuid(body.get("client_id"))
     if client_id is None:
         return json_error(400, "bad_client_id", "client_id must be a UUID, the same on every try of one message.")
@@ -300,14 +307,14 @@ def _large_json_body(request: HttpRequest, limit: int) -> dict[str, Any] | JsonR
     except ValueError:
         length = 0
     if length > limit:
-        return json_error(413, "too_big", "This message is too large to send.")
+        return json_error(413, "too_big", _("This message is too large to send."))
     raw = request.read(limit + 1)
     if len(raw) > limit:
-        return json_error(413, "too_big", "This message is too large to send.")
+        return json_error(413, "too_big", _("This message is too large to send."))
     try:
         body = json.loads(raw or b"{}")
     except (ValueError, UnicodeDecodeError):
-        return json_error(400, "bad_json", "The request body is not valid JSON.")
+        return json_error(400, "bad_json", _("The request body is not valid JSON."))
     return body if isinstance(body, dict) else json_error(400, "bad_json", "Send a JSON object.")
 
 
@@ -324,17 +331,21 @@ def _images(raw: Any) -> list[graph.Image] | JsonResponse:
         content_type = item.get("content_type") if isinstance(item, dict) else None
         data = item.get("data") if isinstance(item, dict) else None
         if content_type not in IMAGE_MAGIC or not isinstance(data, str):
-            return json_error(400, "bad_image", "Images must be PNG, JPEG or GIF.")
+            return json_error(400, "bad_image", _("Images must be PNG, JPEG or GIF."))
         if len(data) > MAX_IMAGE_BYTES * 4 // 3 + 4:
-            return json_error(400, "bad_image", f"An image can be at most {MAX_IMAGE_BYTES // (1024 * 1024)} MB.")
+            return json_error(
+                400, "bad_image", _("An image can be at most %(size)d MB.") % {"size": MAX_IMAGE_BYTES // (1024 * 1024)}
+            )
         try:
             decoded = base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError):
             return json_error(400, "bad_image", "An image is not valid base64.")
         if len(decoded) > MAX_IMAGE_BYTES:
-            return json_error(400, "bad_image", f"An image can be at most {MAX_IMAGE_BYTES // (1024 * 1024)} MB.")
+            return json_error(
+                400, "bad_image", _("An image can be at most %(size)d MB.") % {"size": MAX_IMAGE_BYTES // (1024 * 1024)}
+            )
         if not decoded.startswith(IMAGE_MAGIC[content_type]):
-            return json_error(400, "bad_image", "An image is not the PNG, JPEG or GIF it claims to be.")
+            return json_error(400, "bad_image", _("An image is not the PNG, JPEG or GIF it claims to be."))
         images.append(graph.Image(content_type=content_type, data=decoded))
     return images
 
@@ -344,7 +355,7 @@ def _reply_to(chat: Chat, raw: Any) -> str | JsonResponse | None:
     if raw is None or raw == "":
         return None
     if not isinstance(raw, str) or len(raw) > MAX_ID_CHARS or _message(chat, raw) is None:
-        return json_error(400, "bad_reply", "The message you reply to is not in this chat.")
+        return json_error(400, "bad_reply", _("The message you reply to is not in this chat."))
     return raw
 
 
@@ -352,7 +363,7 @@ def _mentions(chat: Chat, raw: Any) -> list[tuple[str, str]] | JsonResponse:
     """(oid, name) of the people mentioned, each a member of the chat."""
     if raw is None:
         return []
-    refused = json_error(400, "bad_mention", "Only members of this chat can be mentioned.")
+    refused = json_error(400, "bad_mention", _("Only members of this chat can be mentioned."))
     if not isinstance(raw, list) or len(raw) > MAX_MENTIONS:
         return refused
     people: dict[str, str] = {}
@@ -386,7 +397,7 @@ def _chat_message(member: TenantUser, chat_id: int, message_id: str) -> tuple[Ch
 
 
 def _no_message() -> JsonResponse:
-    return json_error(404, "not_found", "No such message.")
+    return json_error(404, "not_found", _("No such message."))
 
 
 def _changed(member: TenantUser, chat: Chat, change: Callable[[], Message | None]) -> JsonResponse:
@@ -414,9 +425,9 @@ def chat_message(request: HttpRequest, member: TenantUser, chat_id: int, message
         return body
     text = body.get("content")
     if not isinstance(text, str) or not text.strip():
-        return json_error(400, "empty", "A message cannot be empty; delete it instead.")
+        return json_error(400, "empty", _("A message cannot be empty; delete it instead."))
     if len(text) > MAX_MESSAGE_CHARS:
-        return json_error(400, "too_long", f"A message can have at most {MAX_MESSAGE_CHARS} characters.")
+        return json_error(400, "too_long", _too_long())
     return _changed(member, chat, lambda: sending.message_edit(member=member, chat=chat, message=message, text=text))
 
 
@@ -485,14 +496,18 @@ def chat_create(request: HttpRequest, member: TenantUser) -> JsonResponse:
     raw = body.get("members")
     topic = body.get("topic") or ""
     if not isinstance(raw, list) or not raw or not all(isinstance(m, str) for m in raw):
-        return json_error(400, "no_members", "Choose at least one person.")
+        return json_error(400, "no_members", _("Choose at least one person."))
     if len(raw) > MAX_NEW_CHAT_PEOPLE:
-        return json_error(400, "too_many_members", f"A new chat can start with at most {MAX_NEW_CHAT_PEOPLE} people.")
+        return json_error(
+            400,
+            "too_many_members",
+            _("A new chat can start with at most %(count)d people.") % {"count": MAX_NEW_CHAT_PEOPLE},
+        )
     if not isinstance(topic, str) or len(topic) > chat_actions.MAX_TOPIC_CHARS:
-        return json_error(400, "bad_topic", f"A chat name has at most {chat_actions.MAX_TOPIC_CHARS} characters.")
+        return json_error(400, "bad_topic", chat_actions.topic_too_long())
     oids = _people(member, raw)
     if oids is None:
-        return json_error(400, "unknown_person", "Choose people of your organization.")
+        return json_error(400, "unknown_person", _("Choose people of your organization."))
     try:
         chat = sending.chat_create(member=member, oids=oids, topic=topic.strip())
     except sending.ActionFailed as exc:
@@ -528,3 +543,11 @@ def chat_sync(request: HttpRequest, member: TenantUser) -> JsonResponse:
             transaction.on_commit(lambda: sync_member_chats.delay(member.pk))
         return JsonResponse({"queued": not running, "sync": _sync_json(state)}, status=202)
     return JsonResponse({"sync": _sync_json(state)})
+
+
+def _too_long() -> str:
+    return ngettext(
+        "A message can have at most %(count)d character.",
+        "A message can have at most %(count)d characters.",
+        MAX_MESSAGE_CHARS,
+    ) % {"count": MAX_MESSAGE_CHARS}

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_POST
 
 from chat import subscriptions, tasks
 from chat.models import GraphSubscription
+from core import metrics
 
 log = logging.getLogger(__name__)
 # Graph groups a few notifications in one POST; this many is not Graph.
@@ -77,6 +78,7 @@ def notifications(request: HttpRequest) -> HttpResponse:
         return items
     accepted, ignored = subscriptions.notifications_accept(items=items)
     _ignored("notifications", ignored, len(items))
+    metrics.webhook_delivery("notifications", matched=len(accepted), refused=ignored)
     for sub in {a.subscription.pk: a.subscription for a in accepted}.values():
         if subscriptions.notification_mark(subscription=sub):
             transaction.on_commit(partial(_queue_sync, sub))
@@ -92,7 +94,9 @@ def lifecycle(request: HttpRequest) -> HttpResponse:
     accepted, ignored = subscriptions.notifications_accept(items=items)
     events = [(a.subscription.pk, a.item.get("lifecycleEvent")) for a in accepted]
     known = [(pk, event) for pk, event in events if event in subscriptions.LIFECYCLE_EVENTS]
-    _ignored("lifecycle events", ignored + len(events) - len(known), len(items))
+    refused = ignored + len(events) - len(known)
+    _ignored("lifecycle events", refused, len(items))
+    metrics.webhook_delivery("lifecycle", matched=len(known), refused=refused)
     for pk, event in known:
         transaction.on_commit(partial(tasks.handle_subscription_lifecycle.delay, pk, str(event)))
     return HttpResponse(status=202)

@@ -14,6 +14,8 @@ from django.conf import settings
 from redis.exceptions import LockNotOwnedError, RedisError
 from redis.lock import Lock
 
+from core import metrics
+
 __all__ = [
     "Busy",
     "RedisError",
@@ -100,8 +102,9 @@ def bucket_take(name: str, *, rate: float, burst: int, max_wait: float) -> float
     `max_wait`: the token is reserved and the caller waits that long. More: nothing was
     taken, the caller should give up for now.
     """
-    wait = client().eval(_TAKE, 1, key(f"bucket:{name}"), burst, rate, max_wait)
-    return float(wait)
+    wait = float(client().eval(_TAKE, 1, key(f"bucket:{name}"), burst, rate, max_wait))
+    metrics.bucket_waited(name, wait, max_wait)
+    return wait
 
 
 def get(name: str) -> str | None:

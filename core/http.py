@@ -9,6 +9,7 @@ from typing import Any
 
 from django.http import HttpRequest, JsonResponse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 
 JsonView = Callable[..., JsonResponse]
 
@@ -47,7 +48,7 @@ def json_body(request: HttpRequest) -> dict[str, Any] | JsonResponse:
     try:
         body = json.loads(request.body or b"{}")
     except (ValueError, UnicodeDecodeError):
-        return json_error(400, "bad_json", "The request body is not valid JSON.")
+        return json_error(400, "bad_json", _("The request body is not valid JSON."))
     return body if isinstance(body, dict) else json_error(400, "bad_json", "Send a JSON object.")
 
 

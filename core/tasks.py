@@ -9,13 +9,15 @@ from celery import shared_task
 from core import coordination
 
 HEARTBEAT = "beat:heartbeat"
+# Beat sends the heartbeat every 60 s: three missed beats make beat unhealthy (/healthz, healthcheck beat).
+HEARTBEAT_MAX_AGE_SECONDS = 180
 # Kept far longer than the healthcheck accepts, so that a stale heartbeat is reported with its age.
 HEARTBEAT_KEPT_SECONDS = 24 * 3600
 
 
 @shared_task(ignore_result=True)
 def heartbeat() -> None:
-    """Beat, every minute: the time it last ran (by the worker's clock) for `manage.py healthcheck beat`."""
+    """Beat, every minute: the time it last ran (by the worker's clock) for /healthz and `healthcheck beat`."""
     coordination.put(HEARTBEAT, str(time.time()), seconds=HEARTBEAT_KEPT_SECONDS)
 
 

@@ -9,6 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -20,7 +21,7 @@ from tenants.api import member_or_error
 from tenants.models import CustomerTenant, TenantUser
 
 PEOPLE_LIMIT = 20
-UNAVAILABLE = {"heading": "Calling isn't available", "verb": "call"}
+UNAVAILABLE = {"heading": gettext_lazy("Calling isn't available"), "verb": "call"}
 
 
 def _sign_in_url(member: TenantUser) -> str:

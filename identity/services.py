@@ -16,9 +16,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.utils.translation import gettext_lazy
 from django.views.decorators.debug import sensitive_variables
 
-from core import coordination, crypto, rotation
+from core import coordination, crypto, logs, metrics, rotation
 from identity.models import EntraTokenCache
 from integrations import acs, entra
 from tenants import services as tenant_services
@@ -91,7 +92,11 @@ def _user_tokens(member: TenantUser) -> Iterator[str]:
 
 @sensitive_variables("serialized", "token")
 def entra_token_for_user(*, member: TenantUser, scopes: list[str], min_valid_seconds: int = 300) -> entra.UserToken:
-    """An Entra access token for one resource, silently; the cache is written back only if msal changed it."""
+    """An Entra access token for one resource, silently; the cache is written back only if msal changed it.
+
+    The work at hand is the member's from here on: his ids go into the log context (and label
+    the Graph metrics) until the request or task ends."""
+    logs.bind(vendor=member.tenant.vendor_id, tenant=member.tenant_id, member=member.pk)
     with _user_tokens(member) as serialized:
         token = entra.acquire_user_token(
             tenant_services.vendor_entra_app(member.tenant.vendor),
@@ -119,7 +124,7 @@ class TokenUnavailable(Exception):
 
     status = 503
     reason = "acs_unavailable"
-    message = "The calling service is not available right now. Try again in a moment."
+    message = gettext_lazy("The calling service is not available right now. Try again in a moment.")
 
     def __init__(self, retry_after: float | None = None) -> None:
         super().__init__(self.reason)
@@ -135,12 +140,12 @@ class ConsentRevoked(TokenUnavailable):
 class SignInAgain(TokenUnavailable):
     status = 401
     reason = "sign_in_again"
-    message = "Your Microsoft sign-in has expired or needs to be confirmed. Sign in again to call."
+    message = gettext_lazy("Your Microsoft sign-in has expired or needs to be confirmed. Sign in again to call.")
 
 
 class AcsBusy(TokenUnavailable):
     reason = "acs_busy"
-    message = "The calling service is busy. Try again in a few seconds."
+    message = gettext_lazy("The calling service is busy. Try again in a few seconds.")
 
 
 # A cached ACS token is keyed by the member and by the versions of his tenant's status and of
@@ -278,8 +283,21 @@ def _unavailable(reason: str, retry_after: float | None) -> TokenUnavailable:
     return kinds.get(reason, TokenUnavailable)(retry_after=retry_after)
 
 
-@sensitive_variables("entra_token", "acs_token")
+@sensitive_variables("token")
 def _exchange(member: TenantUser) -> TeamsUserToken:
+    """One exchange, in the member's log context, counted and timed (metrics)."""
+    started = time.monotonic()
+    try:
+        with logs.bound(vendor=member.tenant.vendor_id, tenant=member.tenant_id, member=member.pk):
+            token = _exchange_once(member)
+    finally:
+        metrics.acs_exchange_duration.observe(time.monotonic() - started)
+    metrics.acs_exchanges.labels(**metrics.tenant_labels_of(member.tenant), outcome="ok", source="").inc()
+    return token
+
+
+@sensitive_variables("entra_token", "acs_token")
+def _exchange_once(member: TenantUser) -> TeamsUserToken:
     tenant = member.tenant
     try:
         # Our turn under the resource's limit first: no Entra request for an exchange that must wait.
@@ -296,11 +314,11 @@ def _exchange(member: TenantUser) -> TeamsUserToken:
             oid=str(member.oid),
         )
     except entra.EntraError as exc:
-        raise _failed(member, _entra_failure(member, exc), codes=exc.codes, entra_error=exc.error) from None
+        raise _failed(member, _entra_failure(member, exc), "entra", codes=exc.codes, entra_error=exc.error) from None
     except acs.AcsError as exc:
-        raise _failed(member, _acs_failure(tenant, exc), status=exc.status, code=exc.code) from None
+        raise _failed(member, _acs_failure(tenant, exc), "acs", status=exc.status, code=exc.code) from None
     except TokenUnavailable as exc:
-        raise _failed(member, exc) from None
+        raise _failed(member, exc, "portal") from None
     token = TeamsUserToken(token=acs_token.token, expires_at=acs_token.expires_at, oid=str(member.oid))
     # Under the versions read before the exchange: should the tenant have stopped being active
     # meanwhile, its version moved and this token is out of reach.
@@ -348,8 +366,11 @@ def _take_exchange_slot(tenant: CustomerTenant) -> None:
     time.sleep(wait)
 
 
-def _failed(member: TenantUser, error: TokenUnavailable, **details: Any) -> TokenUnavailable:
-    """Audit the failure (never the token) and let waiting requests of this user see it."""
+def _failed(member: TenantUser, error: TokenUnavailable, source: str, **details: Any) -> TokenUnavailable:
+    """Audit and count the failure (never the token) and let waiting requests of this user see it.
+
+    `source`: who refused, entra, acs or portal (ACS's limit, kept here)."""
+    metrics.acs_exchanges.labels(**metrics.tenant_labels_of(member.tenant), outcome=error.reason, source=source).inc()
     # Long enough for the requests waiting on this exchange, no longer than the advice given.
     memo = min(10, math.ceil(error.retry_after)) if error.retry_after is not None else 10
     cache.set(_failure_key(member), {"reason": error.reason, "retry_after": error.retry_after}, timeout=max(1, memo))

@@ -23,6 +23,8 @@ from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -228,14 +230,20 @@ def onboarding_callback(request: HttpRequest) -> HttpResponse:
     if problem is not None:
         services.audit(vendor=vendor, kind=AuditEvent.Kind.CONSENT_REFUSED, tenant=tenant, reason=problem)
         if problem.startswith("entra:"):
-            messages.error(request, "Consent was not granted, so the organization is not connected. You can try again.")
+            messages.error(
+                request, _("Consent was not granted, so the organization is not connected. You can try again.")
+            )
             return redirect("tenant_admin")
         return refused(request, vendor=vendor, reason="consent_state_mismatch", status=400)
     try:
         onboarding.consent_confirm(member=member)
     except onboarding.ConsentNotConfirmed:
         return refused(request, vendor=vendor, reason="consent_not_confirmed", status=400)
-    messages.success(request, f"{tenant.display_name or tenant.domain} is connected to {vendor.name}.")
+    messages.success(
+        request,
+        _("%(organization)s is connected to %(vendor)s.")
+        % {"organization": tenant.display_name or tenant.domain, "vendor": vendor.name},
+    )
     return redirect("tenant_admin")
 
 
@@ -300,7 +308,10 @@ def _registered(request: HttpRequest, pending: dict[str, Any]) -> HttpResponse:
         return refused(request, vendor=None, reason="registration_refused", detail=exc.message, retry_url=retry)
     if not claims.wids:
         messages.warning(request, WIDS_MISSING)
-    messages.success(request, f"{admin.vendor.name} is registered. Send your customers the onboarding link below.")
+    messages.success(
+        request,
+        _("%(vendor)s is registered. Send your customers the onboarding link below.") % {"vendor": admin.vendor.name},
+    )
     return _login(request, cast(User, admin.user), reverse("vendor_dashboard", args=[admin.vendor.slug]))
 
 
@@ -310,16 +321,16 @@ def _register_signed_in(
 ) -> tuple[VendorMembership, IdTokenClaims]:
     """The admin back from signing in through the app: the vendor registered, or RegistrationRefused."""
     if "error" in request.GET:
-        raise RegistrationRefused("", "Microsoft Entra ID did not complete your sign-in through the app.")
+        raise RegistrationRefused("", _("Microsoft Entra ID did not complete your sign-in through the app."))
     try:
         result = entra.finish_sign_in(proven.app, flow=flow, params=request.GET.dict())
         claims = validate_id_token(result.id_token, client_id=proven.client_id, nonce=result.nonce)
     except (entra.EntraError, InvalidIdToken):
-        raise RegistrationRefused("", "Your sign-in through the app could not be verified.") from None
+        raise RegistrationRefused("", _("Your sign-in through the app could not be verified.")) from None
     return registration.registration_complete(invitation=invitation, proven=proven, claims=claims), claims
 
 
-WIDS_MISSING = (
+WIDS_MISSING = gettext_lazy(
     "Your sign-in carried no directory roles. Unless your account has none, add the optional claim "
     "for directory roles to the app (Token configuration → Add groups claim → Directory roles): "
     "without it, customers' administrators can't connect their organizations."
@@ -345,5 +356,5 @@ def _joined(request: HttpRequest, *, vendor: Vendor, claims: IdTokenClaims, toke
             vendor=vendor, kind=AuditEvent.Kind.SIGN_IN_REFUSED, tid=claims.tid, oid=claims.oid, reason=f"join:{exc}"
         )
         return refused(request, vendor=vendor, reason=f"join_{exc}")
-    messages.success(request, f"Welcome to {vendor.name}'s staff.")
+    messages.success(request, _("Welcome to %(vendor)s's staff.") % {"vendor": vendor.name})
     return _login(request, cast(User, member.user), reverse("vendor_dashboard", args=[vendor.slug]))

@@ -70,6 +70,8 @@ from msgraph.graph_request_adapter import options as msgraph_options
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory  # type: ignore[import-untyped]
 
+from core import metrics
+
 CHAT_SCOPES = [
     "https://graph.microsoft.com/Chat.ReadWrite",
     "https://graph.microsoft.com/ChatMessage.Send",
@@ -180,7 +182,12 @@ class GraphSession:
     @classmethod
     def open(cls, token: str) -> GraphSession:
         options = {**msgraph_options, RetryHandlerOption.get_key(): RetryHandlerOption(max_retries=0)}
-        base = httpx.AsyncClient(verify=_tls(), trust_env=False, timeout=httpx.Timeout(30, connect=10))
+        base = httpx.AsyncClient(
+            verify=_tls(),
+            trust_env=False,
+            timeout=httpx.Timeout(30, connect=10),
+            event_hooks={"response": [_count_answer]},
+        )
         http: httpx.AsyncClient = GraphClientFactory.create_with_default_middleware(client=base, options=options)
         host = urlsplit(settings.GRAPH_URL).hostname or "graph.microsoft.com"
         adapter = GraphRequestAdapter(BaseBearerTokenAuthenticationProvider(FixedToken(token, host)), client=http)
@@ -196,6 +203,7 @@ class GraphSession:
         except ODataError as exc:
             raise _from_odata(exc) from exc
         except httpx.HTTPError as exc:
+            metrics.graph_request(0)
             raise GraphError(0, type(exc).__name__) from exc
         return json.loads(raw) if raw else None
 
@@ -250,6 +258,8 @@ class GraphSession:
         info.content = json.dumps({"requests": items}).encode()
         answer = await self._json(info)
         by_id = {r["id"]: r for r in answer["responses"]}
+        for response in by_id.values():
+            metrics.graph_request(int(response.get("status") or 0))
         return [
             (by_id[str(n)]["status"], by_id[str(n)].get("body") or {}, by_id[str(n)].get("headers") or {})
             for n in range(len(items))
@@ -325,6 +335,7 @@ class GraphSession:
             finally:
                 await response.aclose()
         except httpx.HTTPError as exc:
+            metrics.graph_request(0)
             raise GraphError(0, type(exc).__name__) from exc
         return HostedContent(data, response.headers.get("Content-Type", ""))
 
@@ -432,6 +443,12 @@ class GraphSession:
 
     async def delete_subscription(self, subscription_id: str) -> None:
         await self._json(self.client.subscriptions.by_subscription_id(subscription_id).to_delete_request_information())
+
+
+async def _count_answer(response: httpx.Response) -> None:
+    """Every answer, for the metrics; an answered $batch's requests are counted one by one as it is read."""
+    if response.status_code != 200 or not response.request.url.path.endswith("/$batch"):
+        metrics.graph_request(response.status_code)
 
 
 def run_with_session(token: str, work: Callable[[GraphSession], Awaitable[T]]) -> T:

@@ -53,9 +53,13 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every request in its log context, with its id, in the access log and the metrics.
+    "portal.observability.RequestObservability",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The language: the one chosen with the switcher (its cookie), else the browser's Accept-Language.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -76,6 +80,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "portal.context.site",
@@ -262,14 +267,22 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
-# Docker's healthcheck asks over plain HTTP from inside the container, past the TLS proxy.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Docker's healthcheck asks over plain HTTP from inside the container, past the TLS proxy; a
+# Prometheus scraper on the host's network may too.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
-LANGUAGE_CODE = "en-us"
+# English unless the person chose another language or the browser asks for one of LANGUAGES.
+# Adding a language: README "Languages".
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("de", "Deutsch")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_SECURE = SESSION_COOKIE_SECURE
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -287,15 +300,29 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = DEBUG
 
+# Logs: one JSON object per line (json) or a line for a person (plain), on stderr; both carry
+# the request or task id and the vendor, tenant, member and user ids (core.logs).
+LOG_FORMAT = env_str("LOG_FORMAT", "plain" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: use json or plain.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "core.logs.ContextFilter"}},
+    "formatters": {
+        "plain": {"()": "core.logs.PlainFormatter"},
+        "json": {"()": "core.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]},
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
         # Django's own console handler (DEBUG only) would print each record a second time.
         "django": {"handlers": [], "level": "INFO", "propagate": True},
+        # uvicorn's logs in the same format (its access log stays off: portal.access replaces it).
+        "uvicorn": {"handlers": [], "propagate": True},
+        "uvicorn.error": {"handlers": [], "propagate": True},
         # These libraries log request and response bodies at DEBUG, tokens included.
         "msal": {"level": "WARNING"},
         "azure": {"level": "WARNING"},
@@ -304,3 +331,23 @@ LOGGING = {
         "django.db.backends": {"level": "INFO"},
     },
 }
+
+# Metrics: GET /metrics with `Authorization: Bearer <METRICS_TOKEN>` (Prometheus text); without
+# METRICS_TOKEN, /metrics is a 404. PROMETHEUS_MULTIPROC_DIR (read by prometheus_client) adds up
+# every process of the host that writes there (core.metrics).
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+
+# /healthz checks a Celery worker (a ping, at most every HEALTHZ_CELERY_CACHE_SECONDS per web
+# process) and beat (its heartbeat, core.tasks.heartbeat, within 3 minutes) besides the database
+# and Redis. Off where no worker runs by design.
+HEALTHZ_CELERY = env_bool("HEALTHZ_CELERY", True)
+HEALTHZ_CELERY_TIMEOUT = env_float("HEALTHZ_CELERY_TIMEOUT", 1.0)
+HEALTHZ_CELERY_CACHE_SECONDS = env_float("HEALTHZ_CELERY_CACHE_SECONDS", 5.0)
+
+# Error tracking: Sentry's SDK with its Django and Celery integrations, only when SENTRY_DSN is
+# set; no body, cookie, query string or Authorization header is sent (core.sentry).
+SENTRY_DSN = env_str("SENTRY_DSN", "")
+if SENTRY_DSN:
+    from core.sentry import sentry_init
+
+    sentry_init(dsn=SENTRY_DSN, environment=env_str("SENTRY_ENVIRONMENT", ""), release=env_str("SENTRY_RELEASE", ""))

@@ -182,7 +182,17 @@ def environment(port: int, devcloud_port: int, webhook_port: int | None) -> dict
     env.setdefault("MICROSOFT_CA_BUNDLE", str(VAR / "devcloud" / "ca-bundle.pem"))
     env.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
     env.setdefault("ACS_ENDPOINT_DOMAINS", "127.0.0.1")  # devcloud's ACS
+    # Every process writes its metrics here; /metrics (with METRICS_TOKEN set) adds them up.
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR / "prometheus"))
     return env
+
+
+def empty_metrics(directory: str) -> None:
+    """The previous run's metrics go: its processes are gone (prometheus_client's multiprocess mode)."""
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    for old in path.glob("*.db"):
+        old.unlink()
 
 
 def ensure_devcloud_certificates() -> None:
@@ -214,6 +224,7 @@ def banner(env: dict[str, str]) -> str:
         # localhost, not 127.0.0.1: the ACS Calling SDK wants a secure context (https or localhost).
         f"\n  Portal:   http://localhost:{port}/\n"
         f"  Health:   http://127.0.0.1:{port}/healthz\n"
+        f"  Metrics:  http://127.0.0.1:{port}/metrics {'(Authorization: Bearer $METRICS_TOKEN)' if env.get('METRICS_TOKEN') else '(set METRICS_TOKEN to scrape)'}\n"
         f"  devcloud: https://127.0.0.1:{devcloud_port}/_devcloud/directory\n"
         f"  Graph notifies: {env['GRAPH_NOTIFICATION_URL']}/graph/notifications/\n"
         "  Ctrl-C stops everything.\n"
@@ -231,6 +242,7 @@ def develop() -> int:
     webhook_port = None if os.environ.get("GRAPH_NOTIFICATION_URL") else int(os.environ.get("WEBHOOK_PORT", "8444"))
     env = environment(port, devcloud_port, webhook_port)
     check_redis(env.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    empty_metrics(env["PROMETHEUS_MULTIPROC_DIR"])
     processes = development_processes(with_webhook=webhook_port is not None)
     ensure_devcloud_certificates()
     bootstrap(env, port)

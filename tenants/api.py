@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from core.http import json_error
 from tenants import selectors
@@ -20,10 +21,15 @@ def admin_url(member: TenantUser) -> str | None:
 def member_or_error(request: HttpRequest, *, verb: str) -> TenantUser | JsonResponse:
     """The signed-in member of an active tenant, or why he can't `verb` ("call", "chat")."""
     if not request.user.is_authenticated:
-        return json_error(401, "not_signed_in", f"Sign in to {verb}.", action_url=reverse("home"))
+        message = _("Sign in to chat.") if verb == "chat" else _("Sign in to call.")
+        return json_error(401, "not_signed_in", message, action_url=reverse("home"))
     member = selectors.access_member(user=request.user)
     if member is None:
-        return json_error(403, "not_a_tenant_user", f"Only users of a connected organization can {verb}.")
+        if verb == "chat":
+            message = _("Only users of a connected organization can chat.")
+        else:
+            message = _("Only users of a connected organization can call.")
+        return json_error(403, "not_a_tenant_user", message)
     tenant = member.tenant
     if tenant.status == CustomerTenant.Status.ACTIVE:
         return member
@@ -33,6 +39,7 @@ def member_or_error(request: HttpRequest, *, verb: str) -> TenantUser | JsonResp
     return json_error(
         403,
         "tenant_not_active",
-        f"Your organization is not connected to {tenant.vendor.name}. An administrator can connect it.",
+        _("Your organization is not connected to %(vendor)s. An administrator can connect it.")
+        % {"vendor": tenant.vendor.name},
         action_url=admin_url(member),
     )

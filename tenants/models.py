@@ -12,14 +12,17 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop, pgettext_lazy
 
 from tenants import triggers
 
-# Directory roles that may grant tenant-wide consent, by role template id (the `wids` claim).
+# Directory roles that may grant tenant-wide consent, by role template id (the `wids` claim). Kept in
+# English (consent records store them); pages show them translated.
 CONSENT_ROLES: dict[str, str] = {
-    "62e90394-69f5-4237-9190-012177145e10": "Global Administrator",
-    "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3": "Application Administrator",
-    "158c047a-c907-4556-b7ef-446551a6b5f7": "Cloud Application Administrator",
+    "62e90394-69f5-4237-9190-012177145e10": gettext_noop("Global Administrator"),
+    "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3": gettext_noop("Application Administrator"),
+    "158c047a-c907-4556-b7ef-446551a6b5f7": gettext_noop("Cloud Application Administrator"),
 }
 PERSONAL_ACCOUNTS_TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
 
@@ -57,8 +60,8 @@ class Vendor(models.Model):
     """An ISV with one multitenant Entra app and one ACS resource."""
 
     class Credential(models.TextChoices):
-        SECRET = "secret", "Client secret"
-        CERTIFICATE = "certificate", "Certificate"
+        SECRET = "secret", _("Client secret")
+        CERTIFICATE = "certificate", _("Certificate")
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(unique=True)
@@ -106,8 +109,8 @@ class VendorMembership(models.Model):
     customers only. Invited by address, bound to (tid, oid) at the first sign-in, by that alone after."""
 
     class Role(models.TextChoices):
-        ADMIN = "admin", "Administrator"
-        STAFF = "staff", "Staff"
+        ADMIN = "admin", _("Administrator")
+        STAFF = "staff", pgettext_lazy("role", "Staff")
 
     vendor = models.ForeignKey(Vendor, on_delete=models.CASCADE, related_name="memberships")
     tid = models.UUIDField(null=True, blank=True)
@@ -135,10 +138,10 @@ class CustomerTenant(models.Model):
     """One Entra tenant as a customer of one vendor."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Pending consent"
-        ACTIVE = "active", "Active"
-        CONSENT_REVOKED = "consent_revoked", "Consent revoked"
-        DISCONNECTED = "disconnected", "Disconnected"
+        PENDING = "pending", _("Pending consent")
+        ACTIVE = "active", _("Active")
+        CONSENT_REVOKED = "consent_revoked", _("Consent revoked")
+        DISCONNECTED = "disconnected", _("Disconnected")
 
     vendor = models.ForeignKey(Vendor, on_delete=models.PROTECT, related_name="customers")
     tid = models.UUIDField()
@@ -170,8 +173,8 @@ class TenantUser(models.Model):
     """A Teams user of a customer tenant, identified by (tid, oid) from a validated token."""
 
     class Role(models.TextChoices):
-        ADMIN = "admin", "Tenant admin"
-        MEMBER = "member", "Member"
+        ADMIN = "admin", _("Tenant admin")
+        MEMBER = "member", _("Member")
 
     tenant = models.ForeignKey(CustomerTenant, on_delete=models.CASCADE, related_name="users")
     oid = models.UUIDField()
@@ -197,8 +200,8 @@ class ConsentRecord(AppendOnly):
     """A tenant-wide consent granted by an admin, or its revocation as detected."""
 
     class Kind(models.TextChoices):
-        GRANTED = "granted", "Granted"
-        REVOKED = "revoked", "Revocation detected"
+        GRANTED = "granted", _("Granted")
+        REVOKED = "revoked", _("Revocation detected")
 
     tenant = models.ForeignKey(CustomerTenant, on_delete=models.PROTECT, related_name="consent_records")
     kind = models.CharField(max_length=10, choices=Kind.choices)

@@ -5,16 +5,22 @@ token in the vendor's home tenant), the ACS connection string (an identity creat
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.debug import sensitive_variables
 
 from integrations import acs, entra
 from integrations.entra import EntraApp
 from tenants.models import Vendor
 from tenants.services import AppCredential
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
 class RegistrationRefused(Exception):
@@ -35,7 +41,7 @@ def app_with(*, client_id: str, credential: AppCredential) -> EntraApp:
 def app_not_registered(*, client_id: str) -> None:
     """Before anything is asked of Microsoft: an app serves one vendor."""
     if Vendor.objects.filter(entra_client_id=client_id).exists():
-        raise RegistrationRefused("client_id", "This app is registered in the portal already.")
+        raise RegistrationRefused("client_id", _("This app is registered in the portal already."))
 
 
 def home_tenant_id(*, tenant: str) -> str:
@@ -45,32 +51,45 @@ def home_tenant_id(*, tenant: str) -> str:
         uuid.UUID(tid)
     except entra.EntraError as exc:
         if exc.transient:
-            raise RegistrationRefused("", "Microsoft Entra ID did not answer. Try again in a moment.") from None
+            raise RegistrationRefused("", _("Microsoft Entra ID did not answer. Try again in a moment.")) from None
         raise RegistrationRefused(
-            "tenant", f"Microsoft Entra ID knows no tenant “{tenant}”: enter your tenant ID or a verified domain."
+            "tenant",
+            _("Microsoft Entra ID knows no tenant “%(tenant)s”: enter your tenant ID or a verified domain.")
+            % {"tenant": tenant},
         ) from None
     except ValueError:
-        raise RegistrationRefused("tenant", f"“{tenant}” does not name a Microsoft Entra tenant.") from None
+        raise RegistrationRefused(
+            "tenant", _("“%(tenant)s” does not name a Microsoft Entra tenant.") % {"tenant": tenant}
+        ) from None
     return tid
 
 
 # AADSTS codes, and what they mean for the person registering.
-ENTRA_REFUSALS: dict[int, tuple[str, str]] = {
+ENTRA_REFUSALS: dict[int, tuple[str, StrOrPromise]] = {
     700016: (
         "client_id",
-        "No app with this client ID is registered in {tenant}. Register the app in your own "
-        "organization's tenant, and copy its Application (client) ID.",
+        gettext_lazy(
+            "No app with this client ID is registered in {tenant}. Register the app in your own "
+            "organization's tenant, and copy its Application (client) ID."
+        ),
     ),
     7000215: (
         "client_secret",
-        "Microsoft Entra ID refused this client secret for the app. Copy the secret's Value (not its "
-        "Secret ID) from the app's Certificates & secrets.",
+        gettext_lazy(
+            "Microsoft Entra ID refused this client secret for the app. Copy the secret's Value (not its "
+            "Secret ID) from the app's Certificates & secrets."
+        ),
     ),
-    7000222: ("client_secret", "This client secret has expired in Microsoft Entra ID. Add a new one to the app."),
+    7000222: (
+        "client_secret",
+        gettext_lazy("This client secret has expired in Microsoft Entra ID. Add a new one to the app."),
+    ),
     700027: (
         "certificate",
-        "Microsoft Entra ID refused the certificate: upload it (the .cer or .pem, without the key) to the "
-        "app's Certificates & secrets, and check that it is still valid.",
+        gettext_lazy(
+            "Microsoft Entra ID refused the certificate: upload it (the .cer or .pem, without the key) to the "
+            "app's Certificates & secrets, and check that it is still valid."
+        ),
     ),
 }
 
@@ -89,30 +108,36 @@ def _certificate_in_date(credential: AppCredential) -> None:
     if certificate is None or certificate.not_before <= now < certificate.not_after:
         return
     if now >= certificate.not_after:
-        when = f"expired on {certificate.not_after:%Y-%m-%d}"
+        message = _("This certificate expired on %(date)s: create a new one, upload it to the app, and use it here.")
+        date = f"{certificate.not_after:%Y-%m-%d}"
     else:
-        when = f"is valid only from {certificate.not_before:%Y-%m-%d}"
-    raise RegistrationRefused(
-        "certificate", f"This certificate {when}: create a new one, upload it to the app, and use it here."
-    )
+        message = _(
+            "This certificate is valid only from %(date)s: create a new one, upload it to the app, and use it here."
+        )
+        date = f"{certificate.not_before:%Y-%m-%d}"
+    raise RegistrationRefused("certificate", message % {"date": date})
 
 
 def _entra_refusal(exc: entra.EntraError, tenant: str) -> RegistrationRefused:
     if exc.transient:
-        return RegistrationRefused("", "Microsoft Entra ID did not answer. Try again in a moment.")
+        return RegistrationRefused("", _("Microsoft Entra ID did not answer. Try again in a moment."))
     for code in exc.codes:
         if code in ENTRA_REFUSALS:
             field, message = ENTRA_REFUSALS[code]
             return RegistrationRefused(field, f"{message.format(tenant=tenant)} (AADSTS{code})")
     codes = ", ".join(f"AADSTS{code}" for code in exc.codes) or exc.error
-    return RegistrationRefused("", f"Microsoft Entra ID refused the app's credential ({codes}).")
+    return RegistrationRefused("", _("Microsoft Entra ID refused the app's credential (%(codes)s).") % {"codes": codes})
 
 
-ACS_KEY_REFUSED = (
+ACS_KEY_REFUSED = gettext_lazy(
     "ACS refused this connection string's access key. Copy a current connection string from the resource's Keys page."
 )
-ACS_REFUSALS = {401: ACS_KEY_REFUSED, 403: ACS_KEY_REFUSED, 404: "There is no ACS resource at this endpoint."}
-NOT_A_CONNECTION_STRING = (
+ACS_REFUSALS = {
+    401: ACS_KEY_REFUSED,
+    403: ACS_KEY_REFUSED,
+    404: gettext_lazy("There is no ACS resource at this endpoint."),
+}
+NOT_A_CONNECTION_STRING = gettext_lazy(
     "This is not an ACS connection string: copy it from the resource's Keys page (endpoint=https://…;accesskey=…)."
 )
 
@@ -125,12 +150,21 @@ def acs_prove(*, acs_connection_string: str) -> None:
         acs.prove_resource(acs.AcsResource(acs_connection_string))
     except acs.AcsError as exc:
         if exc.code == "BadConnectionString":
-            message = NOT_A_CONNECTION_STRING
+            message = str(NOT_A_CONNECTION_STRING)
         elif exc.status == 0:
-            message = "The ACS endpoint of this connection string did not answer. Check the endpoint, or try again."
+            message = _("The ACS endpoint of this connection string did not answer. Check the endpoint, or try again.")
         else:
-            message = ACS_REFUSALS.get(exc.status, f"ACS refused it: {exc.status} {exc.code}.")
-        raise RegistrationRefused("acs_connection_string", message) from None
+            refusal = ACS_REFUSALS.get(exc.status)
+            message = (
+                str(refusal)
+                if refusal
+                else _("ACS refused it: %(status)s %(code)s.")
+                % {
+                    "status": exc.status,
+                    "code": exc.code,
+                }
+            )
+        raise RegistrationRefused("acs_connection_string", str(message)) from None
 
 
 @sensitive_variables("acs_connection_string")
@@ -141,6 +175,8 @@ def _acs_endpoint_allowed(acs_connection_string: str) -> None:
     endpoint = urlsplit(parts.get("endpoint", "").strip())
     host = (endpoint.hostname or "").lower()
     if endpoint.scheme != "https" or not host:
-        raise RegistrationRefused("acs_connection_string", NOT_A_CONNECTION_STRING)
+        raise RegistrationRefused("acs_connection_string", str(NOT_A_CONNECTION_STRING))
     if not any(host == domain or host.endswith("." + domain) for domain in settings.ACS_ENDPOINT_DOMAINS):
-        raise RegistrationRefused("acs_connection_string", f"“{host}” is not an Azure Communication Services endpoint.")
+        raise RegistrationRefused(
+            "acs_connection_string", _("“%(host)s” is not an Azure Communication Services endpoint.") % {"host": host}
+        )

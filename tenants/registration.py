@@ -20,6 +20,7 @@ from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
+from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
 from core import crypto, rotation
@@ -160,10 +161,10 @@ def registration_complete(*, invitation: VendorInvitation, proven: Proven, claim
     """The admin signed in through the app: the vendor exists, with him as its first administrator."""
     invitation = VendorInvitation.objects.select_for_update().get(pk=invitation.pk)
     if invitation_problem(invitation=invitation) is not None:
-        raise RegistrationRefused("", "This invitation has been used or revoked meanwhile.")
+        raise RegistrationRefused("", _("This invitation has been used or revoked meanwhile."))
     if claims.tid != proven.tenant_id:
         raise RegistrationRefused(
-            "", "Sign in with an account of your own organization: the tenant where the app is registered."
+            "", _("Sign in with an account of your own organization: the tenant where the app is registered.")
         )
     vendor = _vendor_create(name=invitation.name, proven=proven)
     admin = VendorMembership.objects.create(
@@ -230,7 +231,7 @@ def _vendor_create(*, name: str, proven: Proven) -> Vendor:
                 )
         except IntegrityError:
             proofs.app_not_registered(client_id=proven.client_id)
-    raise RegistrationRefused("", "The portal is busy registering vendors of this name: try again.")
+    raise RegistrationRefused("", _("The portal is busy registering vendors of this name: try again."))
 
 
 def _free_slug(name: str, *, skip: int = 0) -> str:

@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext_lazy, ngettext_lazy
 from django.views.decorators.debug import sensitive_variables
 
 from core import crypto, rotation
@@ -33,7 +34,7 @@ from tenants.signals import Removed, tenant_activated, tenant_disconnected
 
 Status = CustomerTenant.Status
 # What members are told, wherever they meet a revoked consent (chats, calls).
-CONSENT_REVOKED_MESSAGE = (
+CONSENT_REVOKED_MESSAGE = gettext_lazy(
     "Your organization's consent for {vendor} was revoked in Microsoft Entra ID. "
     "An administrator of your organization must grant consent again."
 )
@@ -414,7 +415,7 @@ def tenant_disconnect(*, tenant: CustomerTenant, by: TenantUser) -> list[Removed
     tenant.status_changed_at = timezone.now()
     tenant.save(update_fields=["status", "scopes_granted", "status_changed_at"])
     users = get_user_model().objects.filter(tenant_user__tenant=tenant)
-    removed = [Removed(users.count(), "person", "people")]
+    removed = [Removed(users.count(), "people", ngettext_lazy("%(count)d person", "%(count)d people", "count"))]
     # Before the users go: the receiver may need their tokens for work it leaves to a worker.
     for _, items in tenant_disconnected.send(sender=CustomerTenant, tenant=tenant):
         removed += cast(list[Removed], items)

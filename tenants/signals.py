@@ -2,6 +2,7 @@
 AppConfig.ready (chat), and a test checks that there is exactly one."""
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.dispatch import Signal
 
@@ -17,11 +18,12 @@ tenant_disconnected = Signal()
 
 @dataclass(frozen=True)
 class Removed:
-    """Something a disconnection removed: how many, and what (singular, plural)."""
+    """Something a disconnection removed: how many, what (`many`, in English: the audit record's
+    key) and what the admin reads, `ngettext_lazy("%(count)d chat", "%(count)d chats", "count")`."""
 
     count: int
-    one: str
     many: str
+    text: Any
 
     def __str__(self) -> str:
-        return f"{self.count} {self.one if self.count == 1 else self.many}"
+        return str(self.text % {"count": self.count})

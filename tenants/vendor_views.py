@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -37,7 +38,10 @@ def operator(request: HttpRequest) -> HttpResponse:
         invitation, token = registration.invitation_create(
             name=form.cleaned_data["name"], contact_email=form.cleaned_data["contact_email"], by=user
         )
-        messages.success(request, f"{invitation.name} is invited. Send them the link below; it is shown only now.")
+        messages.success(
+            request,
+            _("%(name)s is invited. Send them the link below; it is shown only now.") % {"name": invitation.name},
+        )
         return _show_once(request, request.build_absolute_uri(reverse("vendor_register", args=[token])), "operator")
     rows = [(vendor, registration.credential_warning(vendor=vendor)) for vendor in selectors.operator_vendors()]
     context = {
@@ -56,7 +60,9 @@ def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
     selectors.access_operator(user=request.user)
     invitation = get_object_or_404(VendorInvitation, pk=invitation_id)
     registration.invitation_revoke(invitation=invitation)
-    messages.success(request, f"The invitation of {invitation.name} is revoked: its link no longer works.")
+    messages.success(
+        request, _("The invitation of %(name)s is revoked: its link no longer works.") % {"name": invitation.name}
+    )
     return redirect("operator")
 
 
@@ -79,7 +85,7 @@ def vendor_credentials(request: HttpRequest, slug: str) -> HttpResponse:
                 credential=form.credential,
                 acs_connection_string=form.cleaned_data.get("acs_connection_string") or "",
             )
-            messages.success(request, "The new credentials work and are in use now. Remove the old ones in Azure.")
+            messages.success(request, _("The new credentials work and are in use now. Remove the old ones in Azure."))
             return redirect("vendor_credentials", vendor.slug)
     context = {"vendor": vendor, "form": form, "warning": registration.credential_warning(vendor=vendor)}
     return render(request, "tenants/vendor_credentials.html", context, status=400 if form.errors else 200)
@@ -89,7 +95,7 @@ def _prove(vendor: Vendor, form: CredentialForm) -> None:
     """Each new credential live before it replaces the old one (RegistrationRefused says what fails)."""
     if form.credential is not None:
         if vendor.home_tenant_id is None:
-            raise proofs.RegistrationRefused("", "The app's home tenant is not known: the operator can set it.")
+            raise proofs.RegistrationRefused("", _("The app's home tenant is not known: the operator can set it."))
         tenant = str(vendor.home_tenant_id)
         app = proofs.app_with(client_id=str(vendor.entra_client_id), credential=form.credential)
         proofs.credential_prove(app=app, credential=form.credential, tenant_id=tenant, tenant=tenant)
@@ -108,9 +114,12 @@ def vendor_staff(request: HttpRequest, slug: str) -> HttpResponse:
                 vendor=vendor, email=form.cleaned_data["email"], role=form.cleaned_data["role"], by=admin
             )
         except staff.AlreadyStaff:
-            form.add_error("email", "This address is on the staff already.")
+            form.add_error("email", _("This address is on the staff already."))
         else:
-            messages.success(request, f"{invited.email} is invited. Send them the link below; it is shown only now.")
+            messages.success(
+                request,
+                _("%(name)s is invited. Send them the link below; it is shown only now.") % {"name": invited.email},
+            )
             link = request.build_absolute_uri(reverse("vendor_join", args=[vendor.slug, token]))
             return _show_once(request, link, reverse("vendor_staff", args=[vendor.slug]))
     context = {
@@ -131,15 +140,18 @@ def staff_role(request: HttpRequest, slug: str, membership_id: int) -> HttpRespo
     member = get_object_or_404(VendorMembership, pk=membership_id, vendor=admin.vendor)
     form = StaffRoleForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose a role.")
+        messages.error(request, _("Choose a role."))
         return redirect("vendor_staff", slug)
     try:
         staff.staff_role_set(membership=member, role=form.cleaned_data["role"], by=admin)
     except staff.LastAdmin:
-        messages.error(request, "The last administrator stays one: make someone else an administrator first.")
+        messages.error(request, _("The last administrator stays one: make someone else an administrator first."))
         return redirect("vendor_staff", slug)
-    role = VendorMembership.Role(form.cleaned_data["role"]).label.lower()
-    messages.success(request, f"{member.display_name or member.email} is now {role}.")
+    name = member.display_name or member.email
+    if form.cleaned_data["role"] == VendorMembership.Role.ADMIN:
+        messages.success(request, _("%(name)s is now an administrator.") % {"name": name})
+    else:
+        messages.success(request, _("%(name)s is now staff.") % {"name": name})
     return redirect("vendor_staff", slug)
 
 
@@ -153,10 +165,14 @@ def staff_remove(request: HttpRequest, slug: str, membership_id: int) -> HttpRes
             staff.staff_remove(membership=member, by=admin)
         except staff.LastAdmin:
             messages.error(
-                request, "The last administrator can't be removed: make someone else an administrator first."
+                request, _("The last administrator can't be removed: make someone else an administrator first.")
             )
             return redirect("vendor_staff", slug)
-        messages.success(request, f"{member.display_name or member.email} is removed from {admin.vendor.name}'s staff.")
+        messages.success(
+            request,
+            _("%(name)s is removed from %(vendor)s's staff.")
+            % {"name": member.display_name or member.email, "vendor": admin.vendor.name},
+        )
         if member.pk == admin.pk:
             return redirect("home")
         return redirect("vendor_staff", slug)

@@ -10,6 +10,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from core.http import safe_next
@@ -65,19 +66,20 @@ def disconnect(request: HttpRequest) -> HttpResponse:
     tenant = member.tenant
     if request.method == "POST":
         if request.POST.get("confirm_domain", "").strip().lower() != tenant.domain.lower():
-            messages.error(request, "Type your organization's domain exactly to confirm.")
+            messages.error(request, _("Type your organization's domain exactly to confirm."))
             return render(request, "tenants/disconnect.html", {"tenant": tenant}, status=400)
         vendor = tenant.vendor
         removed = services.tenant_disconnect(tenant=tenant, by=member)
         logout(request)
-        messages.success(request, f"Your organization is disconnected from {vendor.name}. {_removed_text(removed)}")
+        disconnected = _("Your organization is disconnected from %(vendor)s.") % {"vendor": vendor.name}
+        messages.success(request, f"{disconnected} {_removed_text(removed)}")
         return redirect("vendor_page", vendor.slug)
     return render(request, "tenants/disconnect.html", {"tenant": tenant})
 
 
 def _removed_text(removed: list[Removed]) -> str:
     """What disconnecting removed, as the admin reads it."""
-    return f"Removed from the portal: {', '.join(str(item) for item in removed if item.count)}."
+    return _("Removed from the portal: %(items)s.") % {"items": ", ".join(str(item) for item in removed if item.count)}
 
 
 @require_GET

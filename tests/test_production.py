@@ -159,5 +159,6 @@ def test_the_image_gets_no_production_settings_or_secrets() -> None:
 @pytest.mark.django_db
 def test_healthz_answers_plain_http_while_pages_redirect_to_https(client: Client, settings: Any) -> None:
     settings.SECURE_SSL_REDIRECT = True
+    settings.HEALTHZ_CELERY = False  # no worker runs here: tests/portal/test_health.py checks those
     assert client.get("/").status_code == 301
     assert client.get("/healthz").status_code == 200

@@ -4,6 +4,8 @@ import { CallClient, LocalVideoStream, VideoStreamRenderer } from "@azure/commun
 import { AzureCommunicationTokenCredential } from "@azure/communication-common";
 
 const config = JSON.parse(document.getElementById("call-config").textContent);
+// Django's JavaScript catalog (base.html loads it before this module): the page's language.
+const { gettext, ngettext, interpolate } = window;
 
 // Requests to the portal are ours and quick; the calling service gets config.connectTimeoutMs.
 const PORTAL_TIMEOUT_MS = 20000;
@@ -13,18 +15,19 @@ const CONNECTING_STATES = new Set(["None", "Connecting", "Ringing", "EarlyMedia"
 // Call end codes the SDK uses when it could not reach the service (network, DNS, offline, timeout).
 const NETWORK_END_CODES = new Set([408, 490, 495, 496]);
 const END_REASONS = {
-  403: "You are not allowed to make this call.",
-  404: "The person or meeting could not be found.",
-  410: "The media connection could not be set up.",
-  480: "They are not available right now.",
-  486: "They are busy.",
-  487: "The call was cancelled.",
-  500: "The calling service had a problem.",
-  603: "The call was declined.",
+  403: gettext("You are not allowed to make this call."),
+  404: gettext("The person or meeting could not be found."),
+  410: gettext("The media connection could not be set up."),
+  480: gettext("They are not available right now."),
+  486: gettext("They are busy."),
+  487: gettext("The call was cancelled."),
+  500: gettext("The calling service had a problem."),
+  603: gettext("The call was declined."),
 };
-const WRONG_ACCOUNT = "You signed in as someone else in another tab. Reload the page to call as that account.";
-const NOT_A_MEETING_LINK =
-  "That is not a Teams meeting link. Paste the link from the invitation: it starts with https://teams.microsoft.com/.";
+const WRONG_ACCOUNT = gettext("You signed in as someone else in another tab. Reload the page to call as that account.");
+const NOT_A_MEETING_LINK = gettext(
+  "That is not a Teams meeting link. Paste the link from the invitation: it starts with https://teams.microsoft.com/.",
+);
 const TEAMS_MEETING_HOSTS = ["teams.microsoft.com", "teams.microsoft.us", "teams.cloud.microsoft"];
 
 const $ = (id) => document.getElementById(id);
@@ -116,11 +119,11 @@ function showPortalError(error, retry) {
 }
 
 function actionTextFor(error) {
-  return error.status === 401 ? "Sign in again" : "What you can do";
+  return error.status === 401 ? gettext("Sign in again") : gettext("What you can do");
 }
 
 function showReady() {
-  showState("ready", `Ready to call as ${config.displayName}.`);
+  showState("ready", interpolate(gettext("Ready to call as %(name)s."), { name: config.displayName }, true));
   showActions();
   setCallingEnabled(true);
 }
@@ -128,9 +131,11 @@ function showReady() {
 function showUnreachable(retry) {
   showState(
     "unreachable",
-    "Calling service unreachable.",
-    "This browser could not connect to Azure Communication Services, so the call was not placed. " +
-      "Check your network connection (a firewall or proxy may block it), then try again.",
+    gettext("Calling service unreachable."),
+    gettext(
+      "This browser could not connect to Azure Communication Services, so the call was not placed. " +
+        "Check your network connection (a firewall or proxy may block it), then try again.",
+    ),
   );
   showActions({ retry });
 }
@@ -158,7 +163,7 @@ async function portalFetch(url, init = {}) {
     });
   } catch (error) {
     if (error.name === "AbortError") throw error;
-    throw new PortalError("The portal could not be reached. Check your network connection and try again.");
+    throw new PortalError(gettext("The portal could not be reached. Check your network connection and try again."));
   }
   return readPortalResponse(response);
 }
@@ -166,7 +171,9 @@ async function portalFetch(url, init = {}) {
 async function readPortalResponse(response) {
   const body = await response.json().catch(() => null);
   if (response.ok && body) return body;
-  const message = body?.message || `The portal answered with an error (HTTP ${response.status}). Try again later.`;
+  const message =
+    body?.message ||
+    interpolate(gettext("The portal answered with an error (HTTP %(status)s). Try again later."), { status: response.status }, true);
   throw new PortalError(message, { status: response.status, actionUrl: body?.action_url || "" });
 }
 
@@ -189,7 +196,7 @@ async function refreshToken() {
 // ---------------------------------------------------------------- start up
 
 async function start() {
-  showState("loading", "Getting ready to call…");
+  showState("loading", gettext("Getting ready to call…"));
   showActions();
   try {
     const first = await fetchToken();
@@ -217,7 +224,7 @@ function showStartError(error) {
     return;
   }
   console.warn("The calling token was not accepted", error);
-  showState("error", "The sign-in token for calling was not accepted.", "Reload the page to try again.");
+  showState("error", gettext("The sign-in token for calling was not accepted."), gettext("Reload the page to try again."));
   showActions({ retry: start });
 }
 
@@ -236,20 +243,20 @@ async function setUpDevices() {
     ui.devicesStatus.textContent = devicesMessage(access, found);
   } catch (error) {
     console.warn("Devices are not available", error);
-    ui.devicesStatus.textContent = "Your camera and microphone could not be used. You can still try to call.";
+    ui.devicesStatus.textContent = gettext("Your camera and microphone could not be used. You can still try to call.");
   }
 }
 
 function devicesMessage(access, found) {
   if (!access.audio && !access.video) {
-    return "The browser did not allow the camera and microphone. Allow them in the site settings, then reload.";
+    return gettext("The browser did not allow the camera and microphone. Allow them in the site settings, then reload.");
   }
   const microphone = access.audio && found.microphones;
   const camera = access.video && found.cameras;
-  if (microphone && camera) return "Choose the camera, microphone and speaker to use.";
-  if (microphone) return "No camera is available; you can call with audio only.";
-  if (camera) return "No microphone is available; others won't hear you.";
-  return "No camera or microphone was found. You can still call, but others won't see or hear you.";
+  if (microphone && camera) return gettext("Choose the camera, microphone and speaker to use.");
+  if (microphone) return gettext("No camera is available; you can call with audio only.");
+  if (camera) return gettext("No microphone is available; others won't hear you.");
+  return gettext("No camera or microphone was found. You can still call, but others won't see or hear you.");
 }
 
 async function fillDeviceSelects() {
@@ -259,9 +266,9 @@ async function fillDeviceSelects() {
     manager.getMicrophones(),
     manager.isSpeakerSelectionAvailable ? manager.getSpeakers() : Promise.resolve([]),
   ]);
-  fillSelect(ui.camera, cameras, cameras[0], "No camera found");
-  fillSelect(ui.microphone, microphones, manager.selectedMicrophone, "No microphone found");
-  const noSpeakers = manager.isSpeakerSelectionAvailable ? "No speaker found" : "Chosen by the browser";
+  fillSelect(ui.camera, cameras, cameras[0], gettext("No camera found"));
+  fillSelect(ui.microphone, microphones, manager.selectedMicrophone, gettext("No microphone found"));
+  const noSpeakers = manager.isSpeakerSelectionAvailable ? gettext("No speaker found") : gettext("Chosen by the browser");
   fillSelect(ui.speaker, speakers, manager.selectedSpeaker, noSpeakers);
   return { cameras: cameras.length, microphones: microphones.length };
 }
@@ -270,7 +277,7 @@ function fillSelect(select, devices, selected, emptyText) {
   select.replaceChildren();
   deviceLists.set(select, devices);
   for (const device of devices) {
-    select.append(new Option(device.name || "Unnamed device", device.id, false, device.id === selected?.id));
+    select.append(new Option(device.name || gettext("Unnamed device"), device.id, false, device.id === selected?.id));
   }
   if (!devices.length) select.append(new Option(emptyText, ""));
   select.disabled = !devices.length;
@@ -287,7 +294,7 @@ async function onDeviceChange(select, apply) {
     await apply(device);
   } catch (error) {
     console.warn("Could not switch device", error);
-    ui.devicesStatus.textContent = `Could not switch to ${device.name}.`;
+    ui.devicesStatus.textContent = interpolate(gettext("Could not switch to %(device)s."), { device: device.name }, true);
   }
 }
 
@@ -331,9 +338,18 @@ function showPeople(people, hasMore, query) {
 }
 
 function peopleSummary(count, hasMore, query) {
-  if (!count) return query ? `Nobody matches “${query}”.` : "Nobody else from your organization is listed.";
-  const found = count === 1 ? "1 person" : `${count} people`;
-  return hasMore ? `${found} shown; type more of the name to narrow it down.` : `${found} found.`;
+  if (!count) {
+    if (!query) return gettext("Nobody else from your organization is listed.");
+    return interpolate(gettext("Nobody matches “%(query)s”."), { query }, true);
+  }
+  const summary = hasMore
+    ? ngettext(
+        "%(count)s person shown; type more of the name to narrow it down.",
+        "%(count)s people shown; type more of the name to narrow it down.",
+        count,
+      )
+    : ngettext("%(count)s person found.", "%(count)s people found.", count);
+  return interpolate(summary, { count }, true);
 }
 
 function personItem(person) {
@@ -352,7 +368,7 @@ function pickPerson(person, button) {
   for (const other of ui.peopleResults.querySelectorAll("button")) other.setAttribute("aria-pressed", "false");
   button.setAttribute("aria-pressed", "true");
   showFieldError(ui.personError, ui.personSearch, "");
-  ui.peopleStatus.textContent = `${person.name} chosen. Press Call to call them.`;
+  ui.peopleStatus.textContent = interpolate(gettext("%(name)s chosen. Press Call to call them."), { name: person.name }, true);
 }
 
 function showFieldError(element, input, message) {
@@ -366,12 +382,12 @@ function showFieldError(element, input, message) {
 function onPersonSubmit(event) {
   event.preventDefault();
   if (!session.picked) {
-    showFieldError(ui.personError, ui.personSearch, "Choose a person from the list first.");
+    showFieldError(ui.personError, ui.personSearch, gettext("Choose a person from the list first."));
     ui.personSearch.focus();
     return;
   }
   const person = session.picked;
-  placeCall({ who: person.name, title: `Call with ${person.name}` }, (agent) =>
+  placeCall({ who: person.name, title: interpolate(gettext("Call with %(name)s"), { name: person.name }, true) }, (agent) =>
     agent.startCall(teamsUserIdentifier(person.id)),
   );
 }
@@ -384,12 +400,13 @@ function onMeetingSubmit(event) {
   event.preventDefault();
   const link = ui.meetingLink.value.trim();
   if (!isTeamsMeetingLink(link)) {
-    showFieldError(ui.meetingError, ui.meetingLink, link ? NOT_A_MEETING_LINK : "Paste the meeting link first.");
+    showFieldError(ui.meetingError, ui.meetingLink, link ? NOT_A_MEETING_LINK : gettext("Paste the meeting link first."));
     ui.meetingLink.focus();
     return;
   }
   showFieldError(ui.meetingError, ui.meetingLink, "");
-  placeCall({ who: "the meeting", title: "Teams meeting" }, (agent) => agent.join({ meetingLink: link }));
+  // No `who`: the meeting has texts of its own.
+  placeCall({ who: null, title: gettext("Teams meeting") }, (agent) => agent.join({ meetingLink: link }));
 }
 
 function isTeamsMeetingLink(text) {
@@ -410,7 +427,7 @@ async function placeCall(target, dial) {
   const deadline = Date.now() + config.connectTimeoutMs;
   setCallingEnabled(false);
   showActions();
-  showState("connecting", `Connecting to ${target.who}…`);
+  showState("connecting", callStateText("Connecting", target.who));
   session.connecting = true;
   try {
     const agent = await connectAgent(deadline);
@@ -490,7 +507,7 @@ function showCallFailure(error, retry) {
     showUnreachable(retry);
   } else {
     console.error("The call could not be placed", error);
-    showState("error", "The call could not be placed.", error.message || "");
+    showState("error", gettext("The call could not be placed."), error.message || "");
     showActions({ retry });
   }
 }
@@ -527,22 +544,26 @@ function onCallState(call, who) {
   if (text) showState(CONNECTING_STATES.has(call.state) ? "connecting" : "in-call", text);
 }
 
+// `who`: the person called, or null for a meeting.
 function callStateText(state, who) {
+  const named = (text) => interpolate(text, { name: who }, true);
+  const connecting = who ? named(gettext("Connecting to %(name)s…")) : gettext("Connecting to the meeting…");
+  const ringing = who ? named(gettext("Ringing %(name)s…")) : gettext("Connecting to the meeting…");
   return {
-    None: `Connecting to ${who}…`,
-    Connecting: `Connecting to ${who}…`,
-    Ringing: `Ringing ${who}…`,
-    EarlyMedia: `Ringing ${who}…`,
-    InLobby: "Waiting in the meeting lobby until someone lets you in.",
-    Connected: `Connected to ${who}.`,
-    LocalHold: "You put the call on hold.",
-    RemoteHold: "The call is on hold.",
-    Disconnecting: "Hanging up…",
+    None: connecting,
+    Connecting: connecting,
+    Ringing: ringing,
+    EarlyMedia: ringing,
+    InLobby: gettext("Waiting in the meeting lobby until someone lets you in."),
+    Connected: who ? named(gettext("Connected to %(name)s.")) : gettext("Connected to the meeting."),
+    LocalHold: gettext("You put the call on hold."),
+    RemoteHold: gettext("The call is on hold."),
+    Disconnecting: gettext("Hanging up…"),
   }[state];
 }
 
 function showEnded(reason) {
-  showState("ended", "Call ended.", endReasonText(reason));
+  showState("ended", gettext("Call ended."), endReasonText(reason));
   showActions();
   setCallingEnabled(true);
 }
@@ -550,10 +571,11 @@ function showEnded(reason) {
 function endReasonText(reason) {
   if (!reason) return "";
   const explanation = NETWORK_END_CODES.has(reason.code)
-    ? "The connection to the calling service was lost."
+    ? gettext("The connection to the calling service was lost.")
     : END_REASONS[reason.code] || "";
   const codes = reason.subCode ? `${reason.code}/${reason.subCode}` : `${reason.code}`;
-  return reason.code === 0 ? "" : `${explanation} (End reason ${codes}.)`.trim();
+  const ended = interpolate(gettext("(End reason %(codes)s.)"), { codes }, true);
+  return reason.code === 0 ? "" : `${explanation} ${ended}`.trim();
 }
 
 function endCall(call) {
@@ -585,23 +607,23 @@ async function runControl(action, failure) {
 }
 
 function toggleMute() {
-  return runControl((call) => (call.isMuted ? call.unmute() : call.mute()), "Could not change the microphone.");
+  return runControl((call) => (call.isMuted ? call.unmute() : call.mute()), gettext("Could not change the microphone."));
 }
 
 function toggleShare() {
   return runControl(
     (call) => (call.isScreenSharingOn ? call.stopScreenSharing() : call.startScreenSharing()),
-    "Could not change screen sharing.",
+    gettext("Could not change screen sharing."),
   );
 }
 
 function toggleVideo() {
-  return runControl((call) => (session.localVideo ? stopVideo(call) : startVideo(call)), "Could not change video.");
+  return runControl((call) => (session.localVideo ? stopVideo(call) : startVideo(call)), gettext("Could not change video."));
 }
 
 async function startVideo(call) {
   const camera = chosenDevice(ui.camera);
-  if (!camera) throw new Error("No camera is available.");
+  if (!camera) throw new Error(gettext("No camera is available."));
   session.localVideo = new LocalVideoStream(camera);
   try {
     await call.startVideo(session.localVideo);
@@ -628,7 +650,7 @@ function stopLocalPreview() {
 }
 
 function hangUp() {
-  return runControl((call) => call.hangUp(), "Could not hang up.");
+  return runControl((call) => call.hangUp(), gettext("Could not hang up."));
 }
 
 function watchParticipant(participant) {

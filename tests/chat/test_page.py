@@ -149,7 +149,8 @@ def test_a_body_sanitized_once_is_drawn_the_same_with_other_images_or_quotes() -
     with_image = render.safe_html(body, images={"https://graph.example/a": "/images/a"})
     assert '<img src="/images/a" alt="Image">' in with_image and "<img" not in plain
     quoted = render.safe_html(body, shown_apart={"q1"})
-    assert render.ATTACHMENT_NOTE in plain and render.ATTACHMENT_NOTE not in quoted
+    note = '<span class="note">[attachment]</span>'
+    assert note in plain and note not in quoted
     for drawn in (plain, with_image, quoted):
         assert "script" not in drawn and "onclick" not in drawn
     # Long bodies are sanitized each time, the same way.

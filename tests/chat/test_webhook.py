@@ -12,7 +12,7 @@ from django.test import Client, TestCase
 
 from chat import subscriptions
 from chat.models import Chat, GraphSubscription
-from core import coordination
+from core import coordination, metrics
 from tenants.models import TenantUser
 from tests.chat import test_sync
 from tests.devcloud_server import FABRIKAM, NORTHWIND, USERS, DevCloud
@@ -198,3 +198,16 @@ def test_a_notification_that_could_not_be_queued_is_queued_on_graphs_retry(
             post(NOTIFY, item(sub))
     assert post(NOTIFY, item(sub)).status_code == 202
     assert queued["sync"] == [(sub.pk,)]
+
+
+def counted(kind: str, outcome: str) -> float:
+    value: float = metrics.webhook_items.labels(kind=kind, outcome=outcome)._value.get()
+    return value
+
+
+def test_matched_and_refused_items_are_counted(bob: TenantUser, queued: dict[str, Any]) -> None:
+    sub = subscription_of(bob, graph_id="sub-counted", chat_id="19:counted@thread.v2")
+    before = counted("notifications", "matched"), counted("notifications", "refused")
+    assert post(NOTIFY, item(sub), item(sub, client_state="wrong")).status_code == 202
+    assert counted("notifications", "matched") - before[0] == 1
+    assert counted("notifications", "refused") - before[1] == 1

@@ -107,3 +107,19 @@ def test_web_is_unhealthy_when_healthz_redirects(monkeypatch: pytest.MonkeyPatch
 def test_worker_is_unhealthy_when_no_worker_answers() -> None:
     with pytest.raises(CommandError, match=r"^worker: celery@\S+ did not answer a ping within 0.5 s$"):
         healthcheck("worker", "--timeout", "0.5")
+
+
+def test_web_is_healthy_when_only_the_other_processes_checks_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's and beat's own healthchecks report those; restarting web would not help them."""
+    body = b'{"status": "error", "checks": {"database": "ok", "redis": "ok", "celery_worker": "no worker answered within 1 s", "beat": "last ran 7 min ago"}}'
+    with serving(503, body) as port:
+        monkeypatch.setenv("PORT", str(port))
+        assert healthcheck("web") == "web: healthy"
+
+
+def test_web_is_unhealthy_when_its_own_check_fails_beside_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    body = b'{"status": "error", "checks": {"database": "OperationalError", "redis": "ok", "celery_worker": "no worker answered within 1 s", "beat": "ok"}}'
+    with serving(503, body) as port:
+        monkeypatch.setenv("PORT", str(port))
+        with pytest.raises(CommandError, match=r"answered 503 \(database: OperationalError, celery_worker: no worker"):
+            healthcheck("web")

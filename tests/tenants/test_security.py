@@ -131,6 +131,8 @@ def test_personal_accounts_are_refused_and_audited(devcloud_vendors: DevCloud) -
 PUBLIC = {"home", "vendor_page", "sign_in", "connect", "auth_callback", "onboarding_callback"}
 # Graph's webhooks: authenticated by each item's clientState (tests/chat/test_webhook.py).
 PUBLIC |= {"graph_notifications", "graph_lifecycle"}
+# The JavaScript strings' catalog of the active language: the same for everyone.
+PUBLIC |= {"javascript_catalog"}
 
 
 # A member's own pages, refused to others in tests/identity.

@@ -1,7 +1,10 @@
 // What one does to a message: react, reply, edit, delete and undo. Each shows at once, is
 // confirmed by the server's answer (the message as it is now) or rolled back with its reason.
 
-import { button, confirmAction, el, htmlToText, messageUrl, persist, refusal, say, textToHtml } from "./api.js";
+import { button, confirmAction, el, gettext, htmlToText, messageUrl, persist, refusal, say, textToHtml } from "./api.js";
+
+// What an optimistic reaction of one's own is listed as, until the server names the reactors.
+const YOU = gettext("You");
 import { canEdit } from "./message.js";
 
 function withReaction(message, type, on) {
@@ -12,15 +15,15 @@ function withReaction(message, type, on) {
   if (on && current) {
     current.count += 1;
     current.mine = true;
-    current.names.push("You");
+    current.names.push(YOU);
   } else if (on) {
-    reactions.push({ type, count: 1, mine: true, names: ["You"] });
+    reactions.push({ type, count: 1, mine: true, names: [YOU] });
   } else if (current.count <= 1) {
     reactions.splice(index, 1);
   } else {
     current.count -= 1;
     current.mine = false;
-    const others = current.names.filter((name) => name !== "You");
+    const others = current.names.filter((name) => name !== YOU);
     // The server names people, not "You": which name is the viewer's is its to say.
     current.names = others.length < current.names.length ? others : current.names;
   }
@@ -46,7 +49,7 @@ export function setUpActions(thread, composer) {
       url: messageUrl(id, "reactions/"),
       method: "POST",
       body: { reaction: type, on },
-      failed: on ? "Your reaction was not added" : "Your reaction was not removed",
+      failed: on ? gettext("Your reaction was not added") : gettext("Your reaction was not removed"),
     });
   }
 
@@ -58,17 +61,21 @@ export function setUpActions(thread, composer) {
   function editor(id) {
     const form = el("form", "edit-form");
     form.noValidate = true;
-    const label = el("label", "visually-hidden", "Edit message");
+    const label = el("label", "visually-hidden", gettext("Edit message"));
     label.htmlFor = `edit-${id}`;
     const box = el("textarea");
     box.id = `edit-${id}`;
     box.rows = 2;
     box.value = htmlToText(thread.view(id).html);
     box.setAttribute("aria-describedby", `edit-help-${id}`);
-    const help = el("p", "help", "Enter saves; Escape cancels; Shift+Enter starts a new line.");
+    const help = el("p", "help", gettext("Enter saves; Escape cancels; Shift+Enter starts a new line."));
     help.id = `edit-help-${id}`;
     const actions = el("p", "edit-actions");
-    actions.append(button("Save", "primary small", { "data-action": "save-edit" }), " ", button("Cancel", "", { "data-action": "cancel-edit" }));
+    actions.append(
+      button(gettext("Save"), "primary small", { "data-action": "save-edit" }),
+      " ",
+      button(gettext("Cancel"), "", { "data-action": "cancel-edit" }),
+    );
     actions.querySelector("[data-action=save-edit]").type = "submit";
     form.append(label, box, help, actions);
     form.addEventListener("submit", (event) => {
@@ -103,7 +110,7 @@ export function setUpActions(thread, composer) {
 
   async function save(id, text) {
     if (!text.trim()) {
-      say("A message cannot be empty; delete it instead.", { fade: true });
+      say(gettext("A message cannot be empty; delete it instead."), { fade: true });
       return;
     }
     if (text.trim() === htmlToText(thread.view(id).html)) {
@@ -113,30 +120,30 @@ export function setUpActions(thread, composer) {
     stopEditing(id);
     await perform(id, {
       step: (m) => ({ ...m, html: textToHtml(text), edited: true }),
-      busy: "Saving…",
+      busy: gettext("Saving…"),
       url: messageUrl(id),
       method: "PATCH",
       body: { content: text },
-      failed: "Your edit was not saved",
+      failed: gettext("Your edit was not saved"),
     });
   }
 
   async function remove(id) {
     const yes = await confirmAction({
-      title: "Delete this message?",
-      text: "It is deleted in Teams too. You can undo it afterwards.",
-      yes: "Delete",
+      title: gettext("Delete this message?"),
+      text: gettext("It is deleted in Teams too. You can undo it afterwards."),
+      yes: gettext("Delete"),
     });
     if (!yes) return;
     const done = await perform(id, {
       step: (m) => m,
-      busy: "Deleting…",
+      busy: gettext("Deleting…"),
       url: messageUrl(id),
       method: "DELETE",
-      failed: "The message was not deleted",
+      failed: gettext("The message was not deleted"),
     });
     if (done) {
-      say("Message deleted.", { fade: true });
+      say(gettext("Message deleted."), { fade: true });
       thread.node(id)?.querySelector("[data-action=restore]")?.focus();
     }
   }
@@ -145,10 +152,10 @@ export function setUpActions(thread, composer) {
     const html = thread.lastBody(id);
     const done = await perform(id, {
       step: (m) => ({ ...m, deleted: false, html: m.html || html, can_restore: false }),
-      busy: "Restoring…",
+      busy: gettext("Restoring…"),
       url: messageUrl(id, "restore/"),
       method: "POST",
-      failed: "The message was not restored",
+      failed: gettext("The message was not restored"),
     });
     if (done) thread.node(id)?.focus();
   }

@@ -2,6 +2,10 @@
 // retries when Teams is busy), the page's one status line and small DOM helpers.
 
 export const config = JSON.parse(document.getElementById("chat-config").textContent);
+// Django's JavaScript catalog (base.html loads it before the page's modules): the page's language.
+export const { gettext, ngettext, interpolate } = window;
+// Dates and times in the page's language too.
+const LOCALE = document.documentElement.lang || undefined;
 const csrf = document.querySelector("[name=csrfmiddlewaretoken]").value;
 export const AUTO_RETRIES = 5;
 // Answers after which the action certainly did not happen yet: the page tries again by itself.
@@ -29,7 +33,7 @@ export async function api(url, { method = "GET", body } = {}) {
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch {
-    return { ok: false, status: 0, data: { message: "The portal could not be reached. Check your connection." } };
+    return { ok: false, status: 0, data: { message: gettext("The portal could not be reached. Check your connection.") } };
   }
   let data = {};
   try {
@@ -59,10 +63,10 @@ export async function persist(url, options, tries = AUTO_RETRIES) {
       return result;
     }
     for (let wait = Math.max(1, Math.round(result.retryAfter || 2 ** attempt)); wait > 0; wait -= 1) {
-      say(`Teams is busy; trying again in ${wait} s…`);
+      say(interpolate(gettext("Teams is busy; trying again in %(wait)s s…"), { wait }, true));
       await sleep(1000);
     }
-    say("Trying again…");
+    say(gettext("Trying again…"));
   }
 }
 
@@ -77,7 +81,8 @@ export function say(text, { fade = false } = {}) {
 }
 
 export function refusal(what, result) {
-  return `${what}: ${result.data.message || "something went wrong. Try again."}`;
+  const why = result.data.message || gettext("something went wrong. Try again.");
+  return interpolate(gettext("%(what)s: %(why)s"), { what, why }, true);
 }
 
 export function el(tag, className, text) {
@@ -95,7 +100,15 @@ export function button(text, className, attributes = {}) {
 }
 
 export function when(iso) {
-  return new Date(iso).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+  return new Date(iso).toLocaleString(LOCALE, { dateStyle: "medium", timeStyle: "short" });
+}
+
+export function localDate(at) {
+  return at.toLocaleDateString(LOCALE, { dateStyle: "medium" });
+}
+
+export function localTime(at) {
+  return at.toLocaleTimeString(LOCALE, { timeStyle: "short" });
 }
 
 export function messageUrl(id, tail = "") {
@@ -125,9 +138,11 @@ export function textToHtml(text) {
 }
 
 // A modal confirmation (<dialog>): resolves true when the person confirms.
-export function confirmAction({ title, text, yes }) {
+// When it closes, the focus goes back to `returnTo`: by default the control that had it; a caller
+// whose control is gone by then (an item of a closed menu) names another.
+export function confirmAction({ title, text, yes, returnTo = document.activeElement }) {
   const dialog = document.getElementById("confirm-dialog");
-  const opener = document.activeElement;
+  const opener = returnTo;
   document.getElementById("confirm-h").textContent = title;
   document.getElementById("confirm-text").textContent = text;
   document.getElementById("confirm-yes").textContent = yes;

@@ -2,7 +2,7 @@
 // again with everything kept), a reply's quote chip, @mentions picked from the chat's members,
 // and images pasted or chosen, previewed before they go.
 
-import { AUTO_RETRIES, NOT_SENT_YET, api, button, config, el, newId } from "./api.js";
+import { AUTO_RETRIES, NOT_SENT_YET, api, button, config, el, gettext, interpolate, newId } from "./api.js";
 import { quoteBlock } from "./message.js";
 import { setUpImages } from "./images.js";
 import { setUpMentions } from "./mentions.js";
@@ -18,7 +18,7 @@ export function setUpComposer(thread, members) {
   let replying = null;
 
   function replyTo(message) {
-    replying = { id: message.id, sender: message.mine ? "You" : message.sender || "Someone" };
+    replying = { id: message.id, sender: message.mine ? gettext("You") : message.sender || gettext("Someone") };
     replying.preview = (message.html ? new DOMParser().parseFromString(message.html, "text/html").body.textContent : "")
       .replace(/\s+/g, " ")
       .trim()
@@ -42,7 +42,7 @@ export function setUpComposer(thread, members) {
   function pendingNode(body, pictures) {
     const li = el("li", "message mine pending");
     const head = el("p", "message-head");
-    head.append(el("span", "sender", "You"), " ", el("span", "send-state", "Sending…"));
+    head.append(el("span", "sender", gettext("You")), " ", el("span", "send-state", gettext("Sending…")));
     li.append(head);
     if (body.reply) li.append(quoteBlock(body.reply, { go: false }));
     if (body.content) li.append(el("p", "message-body plain", body.content));
@@ -51,15 +51,15 @@ export function setUpComposer(thread, members) {
       pictures.forEach((picture, index) => {
         const img = el("img");
         img.src = picture.url;
-        img.alt = `Image ${index + 1}`;
+        img.alt = interpolate(gettext("Image %(number)s"), { number: index + 1 }, true);
         row.append(img);
       });
       li.append(row);
     }
     const actions = el("p", "send-actions");
-    const retry = button("Retry", "link");
+    const retry = button(gettext("Retry"), "link");
     retry.hidden = true;
-    const discard = button("Discard", "link");
+    const discard = button(gettext("Discard"), "link");
     discard.hidden = true;
     actions.append(retry, " ", discard);
     li.append(actions);
@@ -81,7 +81,7 @@ export function setUpComposer(thread, members) {
   }
 
   async function send(li, body, attempt) {
-    setState(li, "sending", "Sending…");
+    setState(li, "sending", gettext("Sending…"));
     const { reply, ...payload } = body;
     const { ok, data, retryAfter } = await api(config.messagesUrl, { method: "POST", body: payload });
     if (ok) {
@@ -93,7 +93,7 @@ export function setUpComposer(thread, members) {
     }
     if (NOT_SENT_YET.has(data.error) && attempt < AUTO_RETRIES) {
       let wait = Math.max(1, Math.round(retryAfter || 2 ** attempt));
-      const tick = () => setState(li, "waiting", `Teams is busy; sending again in ${wait} s…`);
+      const tick = () => setState(li, "waiting", interpolate(gettext("Teams is busy; sending again in %(wait)s s…"), { wait }, true));
       tick();
       const timer = setInterval(() => {
         wait -= 1;
@@ -106,7 +106,8 @@ export function setUpComposer(thread, members) {
       }, 1000);
       return;
     }
-    setState(li, "failed", `Not sent: ${data.message || "something went wrong"}`);
+    const why = data.message || gettext("something went wrong");
+    setState(li, "failed", interpolate(gettext("Not sent: %(why)s"), { why }, true));
   }
 
   form.addEventListener("submit", async (event) => {
@@ -114,12 +115,16 @@ export function setUpComposer(thread, members) {
     const text = box.value;
     const pictures = images.chosen();
     if (!text.trim() && !pictures.length) {
-      error.textContent = "Type a message first.";
+      error.textContent = gettext("Type a message first.");
       box.focus();
       return;
     }
     if (text.length > config.maxChars) {
-      error.textContent = `A message can have at most ${config.maxChars} characters; this one has ${text.length}.`;
+      error.textContent = interpolate(
+        gettext("A message can have at most %(max)s characters; this one has %(count)s."),
+        { max: config.maxChars, count: text.length },
+        true,
+      );
       box.focus();
       return;
     }

@@ -1,7 +1,7 @@
 // Images for the next message: pasted, dropped or chosen with the button; checked against the
 // portal's limits here (how many, how large, which types) and previewed with a remove button.
 
-import { button, config, el } from "./api.js";
+import { button, config, el, gettext, interpolate, ngettext } from "./api.js";
 
 const TYPES = new Set(["image/png", "image/jpeg", "image/gif"]);
 const MAX_IMAGES = config.maxImages || 4;
@@ -9,7 +9,8 @@ const MAX_BYTES = config.maxImageBytes || 3 * 1024 * 1024;
 
 function megabytes(bytes) {
   const mb = bytes / (1024 * 1024);
-  return `${mb >= 10 ? Math.round(mb) : Math.round(mb * 10) / 10} MB`;
+  const amount = mb >= 10 ? Math.round(mb) : Math.round(mb * 10) / 10;
+  return interpolate(gettext("%(amount)s MB"), { amount: amount.toLocaleString(document.documentElement.lang || undefined) }, true);
 }
 
 function base64(file) {
@@ -32,8 +33,10 @@ export function setUpImages({ box, error }) {
       const li = el("li");
       const img = el("img");
       img.src = picture.url;
-      img.alt = `Image ${index + 1} to send${picture.file.name ? `: ${picture.file.name}` : ""}`;
-      const remove = button("×", "remove-image", { "aria-label": `Remove image ${index + 1}` });
+      img.alt = picture.file.name
+        ? interpolate(gettext("Image %(number)s to send: %(name)s"), { number: index + 1, name: picture.file.name }, true)
+        : interpolate(gettext("Image %(number)s to send"), { number: index + 1 }, true);
+      const remove = button("×", "remove-image", { "aria-label": interpolate(gettext("Remove image %(number)s"), { number: index + 1 }, true) });
       remove.addEventListener("click", () => {
         URL.revokeObjectURL(picture.url);
         pictures = pictures.filter((p) => p !== picture);
@@ -49,13 +52,25 @@ export function setUpImages({ box, error }) {
   function add(files) {
     const problems = [];
     for (const file of files) {
-      const name = file.name && file.name !== "image.png" ? `“${file.name}”` : "This image";
+      const named = file.name && file.name !== "image.png";
+      const name = file.name;
+      const size = megabytes(file.size);
+      const max = megabytes(MAX_BYTES);
       if (!TYPES.has(file.type)) {
-        problems.push(`${name} cannot be sent: only PNG, JPEG and GIF images can.`);
+        problems.push(
+          named
+            ? interpolate(gettext("“%(name)s” cannot be sent: only PNG, JPEG and GIF images can."), { name }, true)
+            : gettext("This image cannot be sent: only PNG, JPEG and GIF images can."),
+        );
       } else if (file.size > MAX_BYTES) {
-        problems.push(`${name} is ${megabytes(file.size)}; an image can be at most ${megabytes(MAX_BYTES)}.`);
+        problems.push(
+          named
+            ? interpolate(gettext("“%(name)s” is %(size)s; an image can be at most %(max)s."), { name, size, max }, true)
+            : interpolate(gettext("This image is %(size)s; an image can be at most %(max)s."), { size, max }, true),
+        );
       } else if (pictures.length >= MAX_IMAGES) {
-        problems.push(`A message can have at most ${MAX_IMAGES} images.`);
+        const most = ngettext("A message can have at most %(count)s image.", "A message can have at most %(count)s images.", MAX_IMAGES);
+        problems.push(interpolate(most, { count: MAX_IMAGES }, true));
         break;
       } else {
         pictures.push({ file, url: URL.createObjectURL(file) });

@@ -1,6 +1,6 @@
 // The chat list (server-rendered, swapped in when chats change) with "Show more chats".
 
-import { api, config } from "./api.js";
+import { api, config, localDate, localTime } from "./api.js";
 
 export function setUpList() {
   const listNav = document.getElementById("chat-list");
@@ -13,9 +13,7 @@ export function setUpList() {
     root.querySelectorAll("time.chat-time").forEach((node) => {
       const at = new Date(node.dateTime);
       node.textContent =
-        at.toDateString() === today
-          ? at.toLocaleTimeString([], { timeStyle: "short" })
-          : at.toLocaleDateString([], { dateStyle: "medium" });
+at.toDateString() === today ? localTime(at) : localDate(at);
     });
   }
 

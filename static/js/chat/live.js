@@ -1,6 +1,6 @@
 // Live updates over a websocket that reconnects (backing off) and catches up on what it missed.
 
-import { config, el } from "./api.js";
+import { config, el, gettext } from "./api.js";
 
 export function connectLive({ sync, list, thread, alerts, settings }) {
   const liveBox = el("p", "live-status");
@@ -49,12 +49,12 @@ export function connectLive({ sync, list, thread, alerts, settings }) {
       document.body.dataset.live = "closed";
       clearInterval(pinger);
       if (event.code >= 4400 && event.code < 4500) {
-        liveBox.textContent = "Live updates stopped. Reload the page, or sign in again.";
+        liveBox.textContent = gettext("Live updates stopped. Reload the page, or sign in again.");
         return;
       }
       const wait = Math.min(30, 2 ** attempts) * (0.5 + Math.random() / 2);
       attempts += 1;
-      liveBox.textContent = "Live updates interrupted; reconnecting…";
+      liveBox.textContent = gettext("Live updates interrupted; reconnecting…");
       setTimeout(connect, wait * 1000);
     });
   }

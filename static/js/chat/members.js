@@ -1,7 +1,7 @@
 // The open chat's members, asked once (GET config.membersUrl) and kept for the @ picker and the
 // members dialog; replaced by what the server answers to an addition or removal.
 
-import { api, config } from "./api.js";
+import { api, config, gettext } from "./api.js";
 
 export function setUpMembers() {
   let members = null;
@@ -17,7 +17,7 @@ export function setUpMembers() {
     if (!config.membersUrl) return [];
     const { ok, data } = await api(config.membersUrl);
     if (ok) set(data.members);
-    return ok ? data.members : { error: data.message || "The members could not be loaded." };
+    return ok ? data.members : { error: data.message || gettext("The members could not be loaded.") };
   }
 
   return {

@@ -2,9 +2,16 @@
 // message it replies to, the body (server-sanitized HTML), files, reaction chips, and the
 // actions (react, reply, edit, delete; undo on a deleted message of one's own).
 
-import { button, config, el, when } from "./api.js";
+import { button, config, el, gettext, interpolate, ngettext, when } from "./api.js";
 
-export const REACTION_NAMES = { "👍": "Like", "❤️": "Heart", "😆": "Laugh", "😮": "Surprised", "😢": "Sad", "😡": "Angry" };
+export const REACTION_NAMES = {
+  "👍": gettext("Like"),
+  "❤️": gettext("Heart"),
+  "😆": gettext("Laugh"),
+  "😮": gettext("Surprised"),
+  "😢": gettext("Sad"),
+  "😡": gettext("Angry"),
+};
 export const REACTIONS = config.reactions || Object.keys(REACTION_NAMES);
 
 export function reactionName(type) {
@@ -17,7 +24,7 @@ function keyed(node, key) {
 }
 
 export function senderOf(message) {
-  return message.mine ? "You" : message.sender || "Someone";
+  return message.mine ? gettext("You") : message.sender || gettext("Someone");
 }
 
 export function canEdit(message) {
@@ -27,25 +34,27 @@ export function canEdit(message) {
 
 export function quoteBlock(reply, { go = true } = {}) {
   const quote = el("blockquote", "quote");
-  const sender = el("span", "quote-sender", reply.sender || "Someone");
+  const sender = el("span", "quote-sender", reply.sender || gettext("Someone"));
   const preview = el("span", "quote-preview", reply.preview || "");
   if (!go) {
     quote.append(sender, preview);
     return quote;
   }
   const link = keyed(button("", "quote-link", { "data-action": "quote", "data-target": reply.id }), "quote");
-  link.setAttribute("aria-label", `Go to the message from ${reply.sender || "someone"}: ${reply.preview || ""}`);
-  link.append(sender, preview);
+  const from = reply.sender || gettext("someone");
+  link.setAttribute("aria-label", interpolate(gettext("Go to the message from %(sender)s: %(preview)s"), { sender: from, preview: reply.preview || "" }, true));
+  // The space keeps the visible words apart in the name that contains them (WCAG 2.5.3).
+  link.append(sender, " ", preview);
   quote.append(link);
   return quote;
 }
 
 function reactionChips(message) {
   const list = el("ul", "reactions");
-  list.setAttribute("aria-label", "Reactions");
+  list.setAttribute("aria-label", gettext("Reactions"));
   message.reactions.forEach((reaction) => {
     const names = (reaction.names || []).join(", ");
-    const who = names || `${reaction.count} ${reaction.count === 1 ? "person" : "people"}`;
+    const who = names || interpolate(ngettext("%(count)s person", "%(count)s people", reaction.count), { count: reaction.count }, true);
     const chip = button("", "reaction", {
       "data-action": "toggle-reaction",
       "data-reaction": reaction.type,
@@ -65,7 +74,7 @@ function reactionChips(message) {
 export function reactionPicker(message) {
   const picker = el("div", "reaction-picker");
   picker.setAttribute("role", "group");
-  picker.setAttribute("aria-label", "Choose a reaction");
+  picker.setAttribute("aria-label", gettext("Choose a reaction"));
   picker.id = `picker-${message.id}`;
   const mine = new Set((message.reactions || []).filter((r) => r.mine).map((r) => r.type));
   REACTIONS.forEach((type) => {
@@ -84,14 +93,15 @@ export function reactionPicker(message) {
 function actions(message, { pickerOpen }) {
   const group = el("div", "message-actions");
   group.setAttribute("role", "group");
-  group.setAttribute("aria-label", `Actions on the message from ${senderOf(message)}, ${when(message.created)}`);
-  const react = button("React", "", { "data-action": "react", "aria-expanded": String(Boolean(pickerOpen)) });
+  const about = { sender: senderOf(message), time: when(message.created) };
+  group.setAttribute("aria-label", interpolate(gettext("Actions on the message from %(sender)s, %(time)s"), about, true));
+  const react = button(gettext("React"), "", { "data-action": "react", "aria-expanded": String(Boolean(pickerOpen)) });
   react.setAttribute("aria-controls", `picker-${message.id}`);
-  group.append(keyed(react, "react"), keyed(button("Reply", "", { "data-action": "reply" }), "reply"));
+  group.append(keyed(react, "react"), keyed(button(gettext("Reply"), "", { "data-action": "reply" }), "reply"));
   if (canEdit(message)) {
     group.append(
-      keyed(button("Edit", "", { "data-action": "edit" }), "edit"),
-      keyed(button("Delete", "", { "data-action": "delete" }), "delete"),
+      keyed(button(gettext("Edit"), "", { "data-action": "edit" }), "edit"),
+      keyed(button(gettext("Delete"), "", { "data-action": "delete" }), "delete"),
     );
   }
   return group;
@@ -119,14 +129,14 @@ export function renderMessage(message, state = {}) {
   const time = el("time", "message-time", when(message.created));
   time.dateTime = message.created;
   head.append(time);
-  if (message.edited && !message.deleted) head.append(" ", el("span", "edited", "Edited"));
-  if (message.mentions_me && !message.deleted) head.append(" ", el("span", "mention-badge", "Mentions you"));
+  if (message.edited && !message.deleted) head.append(" ", el("span", "edited", gettext("Edited")));
+  if (message.mentions_me && !message.deleted) head.append(" ", el("span", "mention-badge", gettext("Mentions you")));
   if (state.busy) head.append(" ", el("span", "action-state", state.busy));
   li.append(head);
   if (message.deleted) {
-    const body = el("p", "message-body", "This message was deleted.");
+    const body = el("p", "message-body", gettext("This message was deleted."));
     if (message.can_restore) {
-      body.append(" ", keyed(button("Undo", "link", { "data-action": "restore" }), "restore"));
+      body.append(" ", keyed(button(gettext("Undo"), "link", { "data-action": "restore" }), "restore"));
     }
     li.append(body);
     return li;
@@ -141,9 +151,9 @@ export function renderMessage(message, state = {}) {
   }
   if (message.files && message.files.length) {
     const files = el("ul", "files");
-    files.setAttribute("aria-label", "Files");
+    files.setAttribute("aria-label", gettext("Files"));
     message.files.forEach((file) => {
-      const link = el("a", "file", file.name || "File");
+      const link = el("a", "file", file.name || gettext("File"));
       link.href = file.url;
       link.rel = "noopener noreferrer";
       link.target = "_blank";

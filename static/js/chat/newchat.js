@@ -1,6 +1,6 @@
 // "New chat": find people, tick them, optionally name a group chat, start it.
 
-import { api, config, el } from "./api.js";
+import { api, config, el, gettext } from "./api.js";
 
 export function setUpNewChat() {
   const dialog = document.getElementById("new-chat");
@@ -16,7 +16,7 @@ export function setUpNewChat() {
     const { ok, data } = await api(`${config.peopleUrl}?${new URLSearchParams({ q: search.value.trim() })}`);
     results.replaceChildren();
     if (!ok) {
-      results.append(el("li", "empty", data.message || "People could not be loaded."));
+      results.append(el("li", "empty", data.message || gettext("People could not be loaded.")));
       return;
     }
     const people = [...data.people];
@@ -24,7 +24,9 @@ export function setUpNewChat() {
       if (!people.some((p) => p.id === id)) people.unshift(person);
     });
     if (!people.length) {
-      results.append(el("li", "empty", "Nobody found. People appear once they have used the portal or share a chat with you."));
+      results.append(
+        el("li", "empty", gettext("Nobody found. People appear once they have used the portal or share a chat with you.")),
+      );
       return;
     }
     people.forEach((person) => {
@@ -61,7 +63,7 @@ export function setUpNewChat() {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (!chosen.size) {
-      error.textContent = "Choose at least one person.";
+      error.textContent = gettext("Choose at least one person.");
       return;
     }
     const start = document.getElementById("new-chat-start");
@@ -73,6 +75,6 @@ export function setUpNewChat() {
     });
     start.disabled = false;
     if (ok) location.assign(data.url);
-    else error.textContent = data.message || "The chat could not be created.";
+    else error.textContent = data.message || gettext("The chat could not be created.");
   });
 }

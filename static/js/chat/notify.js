@@ -1,7 +1,7 @@
 // While the tab is hidden: the count of new messages in its title and, for those who turned
 // "Notify me" on (the browser asks for permission only then), a notification per message.
 
-import { config, say } from "./api.js";
+import { config, gettext, say } from "./api.js";
 import { setUnseen } from "./title.js";
 
 const KEY = "chat.notify";
@@ -25,16 +25,16 @@ export function setUpAlerts() {
   toggle.addEventListener("click", async () => {
     if (wanted()) {
       localStorage.removeItem(KEY);
-      say("Notifications off.", { fade: true });
+      say(gettext("Notifications off."), { fade: true });
     } else if (!supported()) {
-      say("This browser cannot show notifications.", { fade: true });
+      say(gettext("This browser cannot show notifications."), { fade: true });
     } else {
       const permission = await Notification.requestPermission();
       if (permission === "granted") {
         localStorage.setItem(KEY, "on");
-        say("You will be notified of new messages while this tab is in the background.", { fade: true });
+        say(gettext("You will be notified of new messages while this tab is in the background."), { fade: true });
       } else {
-        say("Your browser blocks notifications from this site; allow them in its site settings.", { fade: true });
+        say(gettext("Your browser blocks notifications from this site; allow them in its site settings."), { fade: true });
       }
     }
     draw();
@@ -60,8 +60,8 @@ export function setUpAlerts() {
     if (!wanted()) return;
     others.slice(-3).forEach((message) => {
       const text = new DOMParser().parseFromString(message.html, "text/html").body.textContent.trim();
-      const notification = new Notification(`${message.sender || "Someone"} · ${title}`, {
-        body: text.slice(0, 200) || "Sent an image",
+      const notification = new Notification(`${message.sender || gettext("Someone")} · ${title}`, {
+        body: text.slice(0, 200) || gettext("Sent an image"),
         tag: `chat-${chat}-${message.id}`,
       });
       notification.addEventListener("click", () => {
@@ -77,7 +77,7 @@ export function setUpAlerts() {
     // New messages of the open chat, as they arrive live.
     arrived(messages) {
       if (document.visibilityState !== "hidden") return;
-      tell(messages, config.chat, document.getElementById("thread-h")?.textContent || "Teams chat");
+      tell(messages, config.chat, document.getElementById("thread-h")?.textContent || gettext("Teams chat"));
     },
     // Messages of the person's other chats: only new ones (an edit or a reaction is no news).
     elsewhere(chat, messages) {
@@ -85,7 +85,7 @@ export function setUpAlerts() {
       const recent = Date.now() - 5 * 60 * 1000;
       const fresh = messages.filter((m) => m.modified === m.created && Date.parse(m.created) > recent);
       const title = document.querySelector(`li.chat-entry[data-chat="${chat}"] .chat-title`)?.textContent;
-      tell(fresh, chat, title || "Teams chat");
+      tell(fresh, chat, title || gettext("Teams chat"));
     },
   };
 }

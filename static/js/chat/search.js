@@ -2,7 +2,7 @@
 // the sender, the time and a snippet (server-escaped HTML with <mark>), "More results"; a
 // result is a link to its chat, which goes to the message.
 
-import { api, config, el, when } from "./api.js";
+import { api, config, el, gettext, interpolate, when } from "./api.js";
 
 export function setUpSearch() {
   const form = document.getElementById("chat-search");
@@ -26,7 +26,7 @@ export function setUpSearch() {
     time.dateTime = hit.created;
     head.append(" ", time);
     const snippet = el("span", "hit-snippet");
-    snippet.append(el("span", "hit-sender", `${hit.sender || "Someone"}: `));
+    snippet.append(el("span", "hit-sender", interpolate(gettext("%(sender)s: "), { sender: hit.sender || gettext("Someone") }, true)));
     const words = el("span");
     words.innerHTML = hit.snippet; // escaped by the server, <mark> around the matches
     snippet.append(words);
@@ -43,7 +43,7 @@ export function setUpSearch() {
     if (mine !== asked) return;
     more.disabled = false;
     if (!ok) {
-      error.textContent = data.message || "The search did not work. Try again.";
+      error.textContent = data.message || gettext("The search did not work. Try again.");
       return;
     }
     error.textContent = "";
@@ -52,8 +52,8 @@ export function setUpSearch() {
     if (nextPage === 1) results.replaceChildren();
     data.results.forEach((hit) => results.append(result(hit)));
     heading.textContent = results.children.length
-      ? `Messages with “${q}”`
-      : `No messages with “${q}”`;
+      ? interpolate(gettext("Messages with “%(query)s”"), { query: q }, true)
+      : interpolate(gettext("No messages with “%(query)s”"), { query: q }, true);
     more.hidden = !data.more;
     section.hidden = false;
   }
@@ -70,7 +70,7 @@ export function setUpSearch() {
     event.preventDefault();
     const q = input.value.trim();
     if (q.length < 2) {
-      error.textContent = "Type at least 2 characters to search.";
+      error.textContent = gettext("Type at least 2 characters to search.");
       return;
     }
     run(q, 1);

@@ -1,11 +1,11 @@
 // The thread header's actions: mark as unread, and under "Chat settings" rename (group chats),
 // members (add and remove), hide and leave, each in a <dialog>.
 
-import { CHATS_PAGE, api, button, config, confirmAction, el, persist, refusal, say } from "./api.js";
+import { CHATS_PAGE, api, button, config, confirmAction, el, gettext, interpolate, persist, refusal, say } from "./api.js";
 import { renameInTitle } from "./title.js";
 
 function nameOf(person) {
-  return person.name || person.email || "Someone";
+  return person.name || person.email || gettext("Someone");
 }
 
 export function setUpSettings(thread, members) {
@@ -34,6 +34,10 @@ export function setUpSettings(thread, members) {
   menu.addEventListener("click", (event) => {
     if (event.target.closest("button")) openMenu(false);
   });
+  // Tabbing out of it closes it, so that it hides nothing the focus moves to.
+  menu.addEventListener("focusout", (event) => {
+    if (event.relatedTarget && !menu.contains(event.relatedTarget) && event.relatedTarget !== toggle) openMenu(false);
+  });
   document.addEventListener("click", (event) => {
     if (!menu.hidden && !menu.contains(event.target) && !toggle.contains(event.target)) openMenu(false);
   });
@@ -50,7 +54,7 @@ export function setUpSettings(thread, members) {
       return;
     }
     unread.disabled = false;
-    say(refusal("The chat was not marked as unread", result));
+    say(refusal(gettext("The chat was not marked as unread"), result));
   });
 
   // rename ------------------------------------------------------------------------------
@@ -72,15 +76,16 @@ export function setUpSettings(thread, members) {
       input.select();
     });
     document.getElementById("rename-cancel").addEventListener("click", () => renameDialog.close());
+    renameDialog.addEventListener("close", () => toggle.focus());
     document.getElementById("rename-form").addEventListener("submit", async (event) => {
       event.preventDefault();
       const topic = input.value.trim();
       if (!topic) {
-        error.textContent = "Give the chat a name.";
+        error.textContent = gettext("Give the chat a name.");
         return;
       }
       if (topic.length > 250) {
-        error.textContent = "A chat name can have at most 250 characters.";
+        error.textContent = gettext("A chat name can have at most 250 characters.");
         return;
       }
       renameDialog.close();
@@ -93,10 +98,10 @@ export function setUpSettings(thread, members) {
       if (result.ok) {
         config.topic = topic;
         setTitle(result.data.chat.title);
-        say("Chat renamed.", { fade: true });
+        say(gettext("Chat renamed."), { fade: true });
       } else {
         setTitle(before);
-        say(refusal("The chat was not renamed", result));
+        say(refusal(gettext("The chat was not renamed"), result));
       }
     });
   }
@@ -113,16 +118,16 @@ export function setUpSettings(thread, members) {
     memberList.replaceChildren();
     [...list, ...[...adding.values()].filter((p) => !list.some((m) => m.id === p.id))].forEach((person) => {
       const li = el("li", "member");
-      li.append(el("span", "member-name", nameOf(person) + (person.me ? " (you)" : "")));
+      li.append(el("span", "member-name", person.me ? interpolate(gettext("%(name)s (you)"), { name: nameOf(person) }, true) : nameOf(person)));
       if (person.email && person.email !== person.name) li.append(" ", el("span", "muted", person.email));
       if (adding.has(person.id) && !list.some((m) => m.id === person.id)) {
         li.classList.add("working");
-        li.append(" ", el("span", "action-state", "Adding…"));
+        li.append(" ", el("span", "action-state", gettext("Adding…")));
       } else if (removing.has(person.id)) {
         li.classList.add("working");
-        li.append(" ", el("span", "action-state", "Removing…"));
+        li.append(" ", el("span", "action-state", gettext("Removing…")));
       } else if (config.isGroup && !person.me) {
-        const remove = button("Remove", "link", { "aria-label": `Remove ${nameOf(person)}` });
+        const remove = button(gettext("Remove"), "link", { "aria-label": interpolate(gettext("Remove %(name)s"), { name: nameOf(person) }, true) });
         remove.addEventListener("click", () => removeMember(person));
         li.append(" ", remove);
       }
@@ -146,7 +151,7 @@ export function setUpSettings(thread, members) {
       memberList.closest("dialog").querySelector("input, button")?.focus();
     } else {
       drawMembers();
-      membersError.textContent = refusal(`${nameOf(person)} was not removed`, result);
+      membersError.textContent = refusal(interpolate(gettext("%(name)s was not removed"), { name: nameOf(person) }, true), result);
     }
   }
 
@@ -158,7 +163,7 @@ export function setUpSettings(thread, members) {
     const result = await persist(config.membersUrl, { method: "POST", body: { id: person.id } });
     adding.delete(person.id);
     if (result.ok) members.set(result.data.members);
-    else membersError.textContent = refusal(`${nameOf(person)} was not added`, result);
+    else membersError.textContent = refusal(interpolate(gettext("%(name)s was not added"), { name: nameOf(person) }, true), result);
     drawMembers();
     findPeople();
   }
@@ -181,17 +186,17 @@ export function setUpSettings(thread, members) {
     if (mine !== searches) return; // a later search answers
     results.replaceChildren();
     if (!ok) {
-      results.append(el("li", "empty", data.message || "People could not be loaded."));
+      results.append(el("li", "empty", data.message || gettext("People could not be loaded.")));
       return;
     }
     const inChat = new Set([...(members.current() || []).map((m) => m.id), ...adding.keys()]);
     const people = data.people.filter((p) => !inChat.has(p.id));
-    if (!people.length) results.append(el("li", "empty", "Nobody else found."));
+    if (!people.length) results.append(el("li", "empty", gettext("Nobody else found.")));
     people.forEach((person) => {
       const li = el("li");
       li.append(el("span", "member-name", nameOf(person)));
       if (person.email) li.append(" ", el("span", "muted", person.email));
-      const add = button("Add", "link", { "aria-label": `Add ${nameOf(person)}` });
+      const add = button(gettext("Add"), "link", { "aria-label": interpolate(gettext("Add %(name)s"), { name: nameOf(person) }, true) });
       add.addEventListener("click", () => addMember(person));
       li.append(" ", add);
       results.append(li);
@@ -219,29 +224,31 @@ export function setUpSettings(thread, members) {
   // hide and leave ----------------------------------------------------------------------
   document.getElementById("hide-button").addEventListener("click", async () => {
     const yes = await confirmAction({
-      title: "Hide this chat?",
-      text: "It leaves your chat list until someone writes in it again. You stay a member.",
-      yes: "Hide",
+      title: gettext("Hide this chat?"),
+      text: gettext("It leaves your chat list until someone writes in it again. You stay a member."),
+      yes: gettext("Hide"),
+      returnTo: toggle,
     });
     if (!yes) return;
     const result = await persist(config.hideUrl, { method: "POST", body: { hidden: true } });
     if (result.ok) location.assign(CHATS_PAGE);
-    else say(refusal("The chat was not hidden", result));
+    else say(refusal(gettext("The chat was not hidden"), result));
   });
 
   const leave = document.getElementById("leave-button");
   if (leave) {
     leave.addEventListener("click", async () => {
       const yes = await confirmAction({
-        title: "Leave this chat?",
-        text: "You will no longer get its messages, here or in Teams. Someone in it can add you again.",
-        yes: "Leave",
+        title: gettext("Leave this chat?"),
+        text: gettext("You will no longer get its messages, here or in Teams. Someone in it can add you again."),
+        yes: gettext("Leave"),
+        returnTo: toggle,
       });
       if (!yes) return;
-      say("Leaving the chat…");
+      say(gettext("Leaving the chat…"));
       const result = await persist(`${config.membersUrl}${encodeURIComponent(config.me)}/`, { method: "DELETE" });
       if (result.ok) location.assign(result.data.url || CHATS_PAGE);
-      else say(refusal("You did not leave the chat", result));
+      else say(refusal(gettext("You did not leave the chat"), result));
     });
   }
 

@@ -1,12 +1,14 @@
 // The sync's progress in the sidebar, and "Sync now".
 
-import { api, config } from "./api.js";
+import { api, config, gettext, interpolate, ngettext } from "./api.js";
 
 const STOPPED = {
-  consent_revoked: "Sync stopped: your organization's consent was revoked. An administrator must grant it again.",
-  sign_in_again: "Sync stopped: your Microsoft sign-in has expired. Sign out and sign in again to keep your chats up to date.",
-  tenant_not_active: "Sync stopped: your organization is not connected any more.",
-  forbidden: "Sync stopped: Teams refused to list your chats.",
+  consent_revoked: gettext("Sync stopped: your organization's consent was revoked. An administrator must grant it again."),
+  sign_in_again: gettext(
+    "Sync stopped: your Microsoft sign-in has expired. Sign out and sign in again to keep your chats up to date.",
+  ),
+  tenant_not_active: gettext("Sync stopped: your organization is not connected any more."),
+  forbidden: gettext("Sync stopped: Teams refused to list your chats."),
 };
 
 export function setUpSync(list) {
@@ -21,18 +23,27 @@ export function setUpSync(list) {
     if (sync.status === "running") {
       syncBar.max = Math.max(1, sync.chats_total);
       syncBar.value = sync.chats_done;
-      syncBar.textContent = `${sync.chats_done} of ${sync.chats_total}`;
+      const counts = { done: sync.chats_done, total: sync.chats_total, messages: sync.messages };
+      syncBar.textContent = interpolate(gettext("%(done)s of %(total)s"), counts, true);
       syncText.textContent = sync.chats_total
-        ? `Syncing your Teams chats: ${sync.chats_done} of ${sync.chats_total} chats, ${sync.messages} messages.`
-        : "Syncing your Teams chats…";
+        ? interpolate(
+            ngettext(
+              "Syncing your Teams chats: %(done)s of %(total)s chats, %(messages)s message.",
+              "Syncing your Teams chats: %(done)s of %(total)s chats, %(messages)s messages.",
+              sync.messages,
+            ),
+            counts,
+            true,
+          )
+        : gettext("Syncing your Teams chats…");
     } else if (sync.status === "idle") {
-      syncText.textContent = "Up to date.";
+      syncText.textContent = gettext("Up to date.");
     } else if (sync.status === "retrying") {
-      syncText.textContent = "Teams asked us to slow down; the sync goes on shortly.";
+      syncText.textContent = gettext("Teams asked us to slow down; the sync goes on shortly.");
     } else if (sync.status === "stopped") {
-      syncText.textContent = STOPPED[sync.reason] || "Sync stopped.";
+      syncText.textContent = STOPPED[sync.reason] || gettext("Sync stopped.");
     } else {
-      syncText.textContent = "Your Teams chats appear here after the first sync.";
+      syncText.textContent = gettext("Your Teams chats appear here after the first sync.");
     }
     if (before === "running" && sync.status !== "running") list.refreshSoon();
   }

@@ -2,7 +2,7 @@
 // page's own changes under way drawn over it until the server answers, older pages on scroll,
 // catching up after the socket was away, marking the chat read, and going to one message.
 
-import { api, config, say } from "./api.js";
+import { api, config, gettext, say } from "./api.js";
 import { renderMessage } from "./message.js";
 
 export function setUpThread({ onListChanged }) {
@@ -163,7 +163,7 @@ export function setUpThread({ onListChanged }) {
     for (let pages = 0; !nodes.has(id) && hasOlder && pages < 20; pages += 1) await loadOlder();
     const node = nodes.get(id);
     if (!node) {
-      say("That message is not in this chat any more.", { fade: true });
+      say(gettext("That message is not in this chat any more."), { fade: true });
       return;
     }
     list.querySelectorAll(".message.highlight").forEach((n) => n.classList.remove("highlight"));
