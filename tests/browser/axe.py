@@ -27,10 +27,12 @@ def violations(page: Page) -> list[str]:
     # of the page can't keep it out.
     if not page.evaluate("() => typeof window.axe === 'object'"):
         page.evaluate(_source())
-    # Colours are measured when transitions (a message's actions fading in) have ended.
+    # Colours are measured when transitions (a message's actions fading in) have ended, or were
+    # cancelled (a cancelled one's `finished` rejects with an AbortError).
     page.evaluate(
         "() => Promise.all(document.getAnimations()"
-        ".filter(a => a.effect?.getComputedTiming().endTime !== Infinity).map(a => a.finished))"
+        ".filter(a => a.effect?.getComputedTiming().endTime !== Infinity)"
+        ".map(a => a.finished.catch(() => null)))"
     )
     found: list[dict[str, Any]] = page.evaluate(
         "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})"
