@@ -323,6 +323,9 @@ LOGGING = {
         # uvicorn's logs in the same format (its access log stays off: portal.access replaces it).
         "uvicorn": {"handlers": [], "propagate": True},
         "uvicorn.error": {"handlers": [], "propagate": True},
+        # Never uvicorn's access log, whatever its options: it prints query strings (OAuth codes).
+        # (Configuring "uvicorn" would otherwise make its child propagate to the root again.)
+        "uvicorn.access": {"handlers": [], "propagate": False, "level": "CRITICAL"},
         # These libraries log request and response bodies at DEBUG, tokens included.
         "msal": {"level": "WARNING"},
         "azure": {"level": "WARNING"},

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
+import pytest
+
 from core import logs
 
 
@@ -46,3 +48,22 @@ def test_only_a_well_formed_request_id_is_kept() -> None:
     assert logs.request_id("0f8fad5b-d9cb-469f-a165-70867728950e") == "0f8fad5b-d9cb-469f-a165-70867728950e"
     for bad in (None, "", "short", "x" * 200, "has space 12345", 'quote"12345678', "line\nbreak12345"):
         assert logs.request_id(bad) != bad and len(logs.request_id(bad)) == 32
+
+
+def test_uvicorn_access_lines_with_their_query_strings_never_reach_a_handler(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """uvicorn's access log prints the query (OAuth codes of the sign-in callbacks): whatever its
+    options, the portal's logging keeps it silent; portal.access logs requests without queries."""
+    import logging.config
+
+    from django.conf import settings
+
+    # As in `make run`: uvicorn set its loggers up, then the portal's settings configured logging.
+    logging.getLogger("uvicorn.access").propagate = False
+    logging.config.dictConfig(settings.LOGGING)
+    logging.getLogger("uvicorn.access").info('127.0.0.1 - "GET /auth/callback/?code=SECRET-CODE HTTP/1.1" 302')
+    captured = capsys.readouterr()
+    assert "SECRET-CODE" not in captured.err + captured.out
+    access = logging.getLogger("uvicorn.access")
+    assert not access.propagate and not access.handlers and not access.isEnabledFor(logging.INFO)
