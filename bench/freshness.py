@@ -213,22 +213,7 @@ def write_seed(path: Path, orgs: list[Org]) -> None:
 
 
 def devcloud_start(processes: Processes, state_dir: Path, seed: Path) -> DevCloud:
-    port = free_port()
-    argv = [sys.executable, "-m", "devcloud", "--port", str(port), "--state-dir", str(state_dir), "--seed", str(seed)]
-    process = processes.start("devcloud", argv)
-    devcloud = DevCloud(base_url=f"https://127.0.0.1:{port}", state_dir=state_dir, process=process)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        processes.check()
-        if (state_dir / "ca.pem").exists():
-            devcloud.http = devcloud.session()
-            try:
-                devcloud.http.get(f"{devcloud.base_url}/_devcloud/health", timeout=2)
-                return devcloud
-            except requests.ConnectionError:
-                pass
-        time.sleep(0.1)
-    raise RuntimeError("devcloud did not start within 30 s")
+    return DevCloud.start(state_dir, seed=seed, spawn=lambda argv: processes.start("devcloud", argv))
 
 
 class RequestLog(threading.Thread):
@@ -288,40 +273,13 @@ def generate_chats(devcloud: DevCloud, orgs: list[Org], args: argparse.Namespace
 
 # the portal ------------------------------------------------------------------------------------
 def portal_environment(devcloud: DevCloud, web_port: int, var_dir: Path) -> dict[str, str]:
-    url = harness._database_url(f"portal_bench_{NAME}")
     return {
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "DEBUG": "false",
-        "STATIC_MANIFEST": "false",
-        "SECRET_KEY": secrets.token_urlsafe(40),
-        "ENCRYPTION_KEYS": secrets.token_urlsafe(32)[:43],
-        "DATABASE_URL": url,
-        # A Redis database of the bench's own (broker, cache, channel layer): clearing the cache flushes it.
-        "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2"),
-        "CACHE_KEY_PREFIX": f"portal-bench-{NAME}",
-        "CHANNELS_PREFIX": f"portal-bench-{NAME}:channels",
-        "ALLOWED_HOSTS": "localhost,testserver,127.0.0.1",
-        "ENTRA_LOGIN_URL": devcloud.base_url,
-        "GRAPH_URL": devcloud.base_url,
-        "MICROSOFT_CA_BUNDLE": devcloud.ca_bundle,
+        **harness.portal_environment(NAME, devcloud),
         "ACS_ENDPOINT_DOMAINS": "127.0.0.1",
         "GRAPH_NOTIFICATION_URL": f"https://127.0.0.1:{web_port}",
         "VAR_DIR": str(var_dir),  # beat's schedule file
-        "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
     }
-
-
-def django_start(env: dict[str, str]) -> None:
-    os.environ.update(env)
-    harness._recreate_database(env["DATABASE_URL"])
-    import django
-    from django.core.cache import cache
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
-    cache.clear()
 
 
 def portal_start(processes: Processes, env: dict[str, str], devcloud: DevCloud, port: int, args: Any) -> None:
@@ -650,7 +608,7 @@ def main() -> None:
     devcloud = devcloud_start(processes, work / "devcloud", work / "seed.json")
     web_port = free_port()
     env = portal_environment(devcloud, web_port, work)
-    django_start(env)
+    harness.django_start(env)
     portal_start(processes, {**os.environ, **env}, devcloud, web_port, args)
     say(
         f"devcloud at Graph's limits, the portal (web, {args.worker_concurrency} worker processes, beat) on :{web_port}; logs in {work}"

@@ -9,6 +9,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,12 +115,19 @@ class DevCloud:
         return str(self.control("GET", "/directory")["acs_resources"][index]["connection_string"])
 
     @classmethod
-    def start(cls, state_dir: Path) -> DevCloud:
+    def start(
+        cls,
+        state_dir: Path,
+        *,
+        seed: Path | None = None,
+        spawn: Callable[[list[str]], subprocess.Popen[bytes]] | None = None,
+    ) -> DevCloud:
+        """devcloud on a free port, once it answers; `seed` instead of its demo seed; `spawn` starts
+        the process (a benchmark's, to stop it with the others), else a child of this one."""
         port = free_port()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "devcloud", "--port", str(port), "--state-dir", str(state_dir)],
-            cwd=ROOT,
-        )
+        argv = [sys.executable, "-m", "devcloud", "--port", str(port), "--state-dir", str(state_dir)]
+        argv += ["--seed", str(seed)] if seed is not None else []
+        process = spawn(argv) if spawn is not None else subprocess.Popen(argv, cwd=ROOT)
         devcloud = cls(base_url=f"https://127.0.0.1:{port}", state_dir=state_dir, process=process)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
