@@ -117,7 +117,7 @@ def _not_connected() -> ActionFailed:
 def _send_slot(member: TenantUser, chat: Chat) -> None:
     """Wait for our turn under Graph's chat-message limits (shared with the sync), or say how long."""
     try:
-        time.sleep(sync.graph_slot(member.tenant, chat, max_wait=SEND_MAX_WAIT_SECONDS))
+        time.sleep(sync.graph_slot(member.tenant, [chat], max_wait=SEND_MAX_WAIT_SECONDS))
     except sync.SyncDeferred as exc:
         raise ActionFailed(429, "busy", _("Teams is busy. Sending again shortly."), exc.countdown) from exc
 
@@ -246,7 +246,7 @@ async def _read_back(g: graph.GraphSession, member: TenantUser, chat: Chat, mess
     for attempt in range(2):
         try:
             # The read counts against the chat's message limits too.
-            wait = sync.graph_slot(member.tenant, chat, max_wait=READ_BACK_MAX_WAIT_SECONDS)
+            wait = sync.graph_slot(member.tenant, [chat], max_wait=READ_BACK_MAX_WAIT_SECONDS)
         except sync.SyncDeferred:
             return None
         await asyncio.sleep(wait)

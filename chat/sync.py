@@ -8,9 +8,10 @@
    staging table and one merge). A chat's watermark moves only with its last page, in the same
    transaction: a sync killed half-way leaves rows that the next one upserts again, never a gap.
 
-Every Graph request first takes a token from Redis buckets: the tenant's (Graph allows 20/s per
-app per tenant), the app's across tenants (200/s) and the chat's (1/s). A 429 holds that chat for
-its `Retry-After` (or a jittered backoff when Teams sends none).
+Every Graph request for messages first takes its turn in Redis, counted as Graph counts: sliding
+windows of the tenant's requests (Graph allows 20/s per app per tenant), the app's across tenants
+(200/s) and the chat's (1/s). A `$batch` takes one turn for all its requests, which reach Graph
+together. A 429 holds that chat for its `Retry-After` (or a jittered backoff when Teams sends none).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import hashlib
 import logging
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,28 +87,43 @@ def backoff(attempt: int, retry_after: float | None) -> float:
     return random.uniform(0.5, min(60.0, 2.0 ** min(attempt, 6)))  # noqa: S311 - jitter, not security
 
 
-def graph_slot(tenant: CustomerTenant, chat: Chat | None, *, max_wait: float | None = None) -> float:
-    """Seconds to wait before one chat-message request may go (all buckets reserved), or
+# Graph counts each limit in a sliding window of one second, at the time a request reaches it;
+# our sends leave a little after their turn (a sleep, the network), so windows are this much wider.
+GRAPH_SEND_SLACK_SECONDS = 0.1
+
+
+def graph_slot(tenant: CustomerTenant, chats: Sequence[Chat], *, max_wait: float | None = None) -> float:
+    """Seconds to wait before one chat-message request per chat may go, all at once (one
+    `$batch`), counted as Graph counts them: per tenant, across the app's tenants and per chat.
     SyncDeferred when that is over `max_wait` (GRAPH_MAX_WAIT_SECONDS). The sync and the
-    composer share these buckets."""
+    composer share these windows."""
     limit = settings.GRAPH_MAX_WAIT_SECONDS if max_wait is None else max_wait
-
-    def take(name: str, rate: float) -> float:
-        return coordination.bucket_take(name, rate=rate, burst=1, max_wait=limit)
-
-    waits = [
-        take(f"graph-tenant:{tenant.vendor_id}:{tenant.tid}", settings.GRAPH_CHAT_RPS_PER_TENANT),
-        take(f"graph-app:{tenant.vendor_id}", settings.GRAPH_CHAT_RPS_PER_APP),
+    rates = [
+        coordination.Rate(
+            f"graph-tenant:{tenant.vendor_id}:{tenant.tid}", settings.GRAPH_CHAT_RPS_PER_TENANT, len(chats)
+        ),
+        coordination.Rate(f"graph-app:{tenant.vendor_id}", settings.GRAPH_CHAT_RPS_PER_APP, len(chats)),
+        *(
+            coordination.Rate(f"graph-chat:{tenant.vendor_id}:{chat.graph_id}", settings.GRAPH_CHAT_RPS_PER_CHAT)
+            for chat in chats
+        ),
     ]
-    if chat is not None:
-        waits.append(take(f"graph-chat:{tenant.vendor_id}:{chat.graph_id}", settings.GRAPH_CHAT_RPS_PER_CHAT))
-    worst = max(waits)
+    wait = coordination.window_take(rates, max_wait=limit, slack=GRAPH_SEND_SLACK_SECONDS)
     labels = {"vendor": tenant.vendor_id, "tenant": tenant.pk}
-    if worst > limit:
+    if wait > limit:
         metrics.graph_slot_deferrals.labels(**labels).inc()
-        raise SyncDeferred(worst, "graph_busy")
-    metrics.graph_slot_waits.labels(**labels).observe(worst)
-    return worst
+        raise SyncDeferred(wait, "graph_busy")
+    metrics.graph_slot_waits.labels(**labels).observe(wait)
+    return wait
+
+
+def graph_batch_size() -> int:
+    """How many chats' requests one `$batch` may carry within Graph's limits (and the batch's)."""
+    return min(
+        graph.BATCH_LIMIT,
+        coordination.window_capacity(settings.GRAPH_CHAT_RPS_PER_TENANT),
+        coordination.window_capacity(settings.GRAPH_CHAT_RPS_PER_APP),
+    )
 
 
 class PermissionMissing(Exception):
@@ -343,11 +360,11 @@ def _round(runner: asyncio.Runner, session: graph.GraphSession, tenant: Customer
     """One round trip: the next page of up to 20 chats whose turn has come."""
     _renew(progress)
     now = time.monotonic()
-    ready = [c for c in progress.pending if c.not_before <= now][: graph.BATCH_LIMIT]
+    ready = [c for c in progress.pending if c.not_before <= now][: graph_batch_size()]
     if not ready:
         time.sleep(max(0.0, min(c.not_before for c in progress.pending) - now))
         return
-    time.sleep(max(graph_slot(tenant, c.chat) for c in ready))
+    time.sleep(graph_slot(tenant, [c.chat for c in ready]))
     requests = [session.messages_request(c.chat.graph_id, c.since, c.next_link) for c in ready]
     # Even a single page goes as a batch: one round trip either way, and one way to read answers.
     answers = runner.run(session.batch(requests))

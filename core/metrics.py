@@ -80,12 +80,12 @@ graph_requests = Counter(
 )
 bucket_waits = Histogram(
     "portal_bucket_wait_seconds",
-    "Waits for a token of a Redis token bucket, by kind of bucket.",
+    "Waits for a turn under a limit kept in Redis (token bucket or send window), by kind.",
     ["bucket"],
     buckets=WAIT_SECONDS,
 )
 bucket_refusals = Counter(
-    "portal_bucket_refusals", "Tokens not given: the wait would have been over the caller's limit.", ["bucket"]
+    "portal_bucket_refusals", "Turns not given: the wait would have been over the caller's limit.", ["bucket"]
 )
 graph_slot_waits = Histogram(
     "portal_graph_slot_wait_seconds",
@@ -157,7 +157,7 @@ def webhook_delivery(kind: str, *, matched: int, refused: int) -> None:
 
 
 def bucket_waited(name: str, wait: float, max_wait: float) -> None:
-    """One `bucket_take`: its bucket's kind is the name's first part (`graph-tenant:…`)."""
+    """One `bucket_take` or `window_take`: the kind is the name's first part (`graph-tenant:…`)."""
     kind = name.partition(":")[0]
     if wait > max_wait:
         bucket_refusals.labels(bucket=kind).inc()
