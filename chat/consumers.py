@@ -3,6 +3,9 @@
 The member comes from the session (Channels' AuthMiddlewareStack), never from the socket. A
 thread page opens `ws/chat/<id>/`, which is refused (4404) for a chat that is not the member's,
 exactly as the HTTP views answer 404; both paths deliver every event of the member.
+
+Events come in the reader's language, found as for his pages (the language cookie, else the
+browser's Accept-Language), at connect: a page reloads when its reader changes language.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.http import Http404
+from django.http import Http404, HttpRequest
+from django.utils import translation
 
 from chat import selectors
-from chat.live import group_name
+from chat.live import for_reader, group_name
 from tenants import selectors as tenant_selectors
 from tenants.models import CustomerTenant, TenantUser
 
@@ -38,8 +42,19 @@ def _member_and_chat(user: Any, chat_id: int | None) -> tuple[TenantUser | None,
     return member, 0
 
 
+def reader_language(scope: dict[str, Any]) -> str:
+    """The language the socket's pages are in: Django's choice for a request with its cookies and headers."""
+    request = HttpRequest()
+    request.COOKIES = dict(scope.get("cookies") or {})
+    for name, value in scope.get("headers") or []:
+        if name == b"accept-language":
+            request.META["HTTP_ACCEPT_LANGUAGE"] = value.decode("latin-1")
+    return translation.get_language_from_request(request)
+
+
 class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     group: str | None = None
+    language: str = ""
 
     async def connect(self) -> None:
         chat_id = self.scope["url_route"]["kwargs"].get("chat_id")
@@ -51,6 +66,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             await self.close(code=refusal)
             return
         self.group = group_name(member.pk)
+        self.language = reader_language(self.scope)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.send_json({"type": "hello"})
@@ -65,4 +81,4 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
             await self.send_json({"type": "pong"})
 
     async def chat_event(self, message: dict[str, Any]) -> None:
-        await self.send_json(message["event"])
+        await self.send_json(for_reader(message["event"], self.language))

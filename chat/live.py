@@ -3,6 +3,11 @@
 One channel-layer group per portal user (`chat-user-<tenant user id>`); the websocket consumer
 joins it. Events carry what the page needs to redraw (messages already rendered safe), so the
 browser asks nothing back; after a reconnect it catches up over HTTP.
+
+Messages are drawn in words of the reader's language (system events, notes for what is not
+shown): a worker does not know which that is, so a messages event carries them drawn in the
+portal's default language and, under `translated`, in each other language that draws them
+differently. The socket hands its reader the ones of his language (`for_reader`).
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
+from django.utils import translation
 
 from chat import selectors
 from chat.models import Chat, ChatMember, ChatSyncState, Message
@@ -62,15 +69,38 @@ def publish_messages(chat: Chat, messages: Iterable[Message]) -> None:
     """New or changed messages of a chat (and the chat itself) to its members' pages."""
     rows = list(messages)
     names = selectors.message_names(chat=chat, messages=rows)
-    # Rendered (sanitized) once; what is the viewer's own (his message, his reactions) per viewer.
-    shared = [(m, shared_payload(m, names=names)) for m in rows]
+    # Rendered (sanitized) once per language; what is the viewer's own (his message, his
+    # reactions) per viewer.
+    drawn: dict[str, list[dict[str, Any]]] = {}
+    for code, _name in settings.LANGUAGES:
+        with translation.override(code):
+            drawn[code] = [shared_payload(m, names=names) for m in rows]
+    default = drawn.pop(settings.LANGUAGE_CODE)
+    drawn = {code: payloads for code, payloads in drawn.items() if payloads != default}
     events = []
     for member_id, oid in _portal_members(chat):
-        if shared:
-            seen = [for_viewer(m, payload, me=oid) for m, payload in shared]
-            events.append((member_id, {"type": "messages", "chat": chat.pk, "messages": seen}))
+        if rows:
+            event: dict[str, Any] = {"type": "messages", "chat": chat.pk, "messages": _seen(rows, default, oid)}
+            if drawn:
+                event["translated"] = {code: _seen(rows, payloads, oid) for code, payloads in drawn.items()}
+            events.append((member_id, event))
         events.append((member_id, _chat_event(chat)))
     _send(events)
+
+
+def _seen(rows: list[Message], payloads: list[dict[str, Any]], oid: str) -> list[dict[str, Any]]:
+    return [for_viewer(m, payload, me=oid) for m, payload in zip(rows, payloads, strict=True)]
+
+
+def for_reader(event: dict[str, Any], language: str) -> dict[str, Any]:
+    """The event as a reader of `language` gets it: the messages drawn in his language."""
+    translated = event.get("translated")
+    if translated is None:
+        return event
+    mine = {key: value for key, value in event.items() if key != "translated"}
+    if language in translated:
+        mine["messages"] = translated[language]
+    return mine
 
 
 def publish_chats(chats: Iterable[Chat]) -> None:

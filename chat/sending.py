@@ -114,14 +114,6 @@ def _not_connected() -> ActionFailed:
     return ActionFailed(403, "tenant_not_active", _("Your organization is no longer connected to the portal."))
 
 
-def _send_slot(member: TenantUser, chat: Chat) -> None:
-    """Wait for our turn under Graph's chat-message limits (shared with the sync), or say how long."""
-    try:
-        time.sleep(sync.graph_slot(member.tenant, [chat], max_wait=SEND_MAX_WAIT_SECONDS))
-    except sync.SyncDeferred as exc:
-        raise ActionFailed(429, "busy", _("Teams is busy. Sending again shortly."), exc.countdown) from exc
-
-
 def _send_key(member: TenantUser, client_id: str) -> str:
     return f"chat-send:{member.pk}:{client_id}"
 
@@ -187,13 +179,34 @@ def _send(member: TenantUser, chat: Chat, draft: Draft) -> Message:
 
 
 def _in_turn(member: TenantUser, chat: Chat, call: Callable[[graph.GraphSession], Awaitable[T]]) -> T:
-    """A message-limited call in our turn; after a 429, once more when the wait is short."""
+    """A message-limited call in our turn (the token fetched before), retried as `_retrying` does."""
+    return _retrying(member, _turned(member, chat, call))
+
+
+def _turned(
+    member: TenantUser, chat: Chat, call: Callable[[graph.GraphSession], Awaitable[T]]
+) -> Callable[[graph.GraphSession], Awaitable[T]]:
+    """`call`, once its turn under Graph's chat-message limits (shared with the sync) has come;
+    the turn is over when Graph has answered."""
+
+    async def in_turn(g: graph.GraphSession) -> T:
+        try:
+            with sync.graph_turn(member.tenant, [chat], max_wait=SEND_MAX_WAIT_SECONDS) as wait:
+                await asyncio.sleep(wait)
+                return await call(g)
+        except sync.SyncDeferred as exc:
+            raise ActionFailed(429, "busy", _("Teams is busy. Sending again shortly."), exc.countdown) from exc
+
+    return in_turn
+
+
+def _retrying(member: TenantUser, call: Callable[[graph.GraphSession], Awaitable[T]]) -> T:
+    """`call` as the member; after a 429, once more when the wait is short."""
     for attempt in range(2):
-        _send_slot(member, chat)
         try:
             return _as_user(member, call)
         except ActionFailed as exc:
-            # One short wait here (the buckets reserve a turn, Graph counts arrivals); longer
+            # One short wait here (our turns allow for lateness, Graph counts arrivals); longer
             # ones go back to the browser, which keeps what was typed and tries again.
             short = exc.retry_after is not None and exc.retry_after <= SEND_MAX_WAIT_SECONDS
             if exc.status != 429 or not short or attempt:
@@ -230,10 +243,10 @@ def _changed(
     """One change to a message in Graph (which answers 204), then the message as Graph has it now."""
 
     async def change_and_read(g: graph.GraphSession) -> dict[str, Any] | None:
-        await change(g)
+        await _turned(member, chat, change)(g)
         return await _read_back(g, member, chat, message.graph_id)
 
-    item = _in_turn(member, chat, change_and_read)
+    item = _retrying(member, change_and_read)
     if item is None:
         # Done in Teams, not read back yet: a sync of the chat brings it to the mirror and the pages.
         transaction.on_commit(partial(tasks.sync_chats.delay, member.pk, [chat.graph_id]))
@@ -246,17 +259,18 @@ async def _read_back(g: graph.GraphSession, member: TenantUser, chat: Chat, mess
     for attempt in range(2):
         try:
             # The read counts against the chat's message limits too.
-            wait = sync.graph_slot(member.tenant, [chat], max_wait=READ_BACK_MAX_WAIT_SECONDS)
+            with sync.graph_turn(member.tenant, [chat], max_wait=READ_BACK_MAX_WAIT_SECONDS) as wait:
+                await asyncio.sleep(wait)
+                try:
+                    return await g.get_message(chat.graph_id, message_id)
+                except graph.GraphError as exc:
+                    short = exc.retry_after is not None and exc.retry_after <= READ_BACK_MAX_WAIT_SECONDS
+                    if not exc.throttled or not short or attempt:
+                        return None
+                    retry = exc.retry_after or 0
         except sync.SyncDeferred:
             return None
-        await asyncio.sleep(wait)
-        try:
-            return await g.get_message(chat.graph_id, message_id)
-        except graph.GraphError as exc:
-            short = exc.retry_after is not None and exc.retry_after <= READ_BACK_MAX_WAIT_SECONDS
-            if not exc.throttled or not short or attempt:
-                return None
-            await asyncio.sleep(exc.retry_after or 0)
+        await asyncio.sleep(retry)
     return None
 
 

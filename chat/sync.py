@@ -10,7 +10,8 @@
 
 Every Graph request for messages first takes its turn in Redis, counted as Graph counts: sliding
 windows of the tenant's requests (Graph allows 20/s per app per tenant), the app's across tenants
-(200/s) and the chat's (1/s). A `$batch` takes one turn for all its requests, which reach Graph
+(200/s) and the chat's (1/s), at the times they may reach Graph (their turn plus the lateness
+seen lately, until answered). A `$batch` takes one turn for all its requests, which reach Graph
 together. A 429 holds that chat for its `Retry-After` (or a jittered backoff when Teams sends none).
 """
 
@@ -22,7 +23,8 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,16 +89,13 @@ def backoff(attempt: int, retry_after: float | None) -> float:
     return random.uniform(0.5, min(60.0, 2.0 ** min(attempt, 6)))  # noqa: S311 - jitter, not security
 
 
-# Graph counts each limit in a sliding window of one second, at the time a request reaches it;
-# our sends leave a little after their turn (a sleep, the network), so windows are this much wider.
-GRAPH_SEND_SLACK_SECONDS = 0.1
-
-
-def graph_slot(tenant: CustomerTenant, chats: Sequence[Chat], *, max_wait: float | None = None) -> float:
-    """Seconds to wait before one chat-message request per chat may go, all at once (one
-    `$batch`), counted as Graph counts them: per tenant, across the app's tenants and per chat.
-    SyncDeferred when that is over `max_wait` (GRAPH_MAX_WAIT_SECONDS). The sync and the
-    composer share these windows."""
+@contextmanager
+def graph_turn(tenant: CustomerTenant, chats: Sequence[Chat], *, max_wait: float | None = None) -> Iterator[float]:
+    """A turn for one chat-message request per chat, all at once (one `$batch`), counted as Graph
+    counts them: per tenant, across the app's tenants and per chat. Gives the seconds to wait
+    before sending; the block sends, and the turn is over when it ends (answered or not).
+    SyncDeferred when the wait would be over `max_wait` (GRAPH_MAX_WAIT_SECONDS). The sync and
+    the composer share these windows, and the lateness of the app's sends."""
     limit = settings.GRAPH_MAX_WAIT_SECONDS if max_wait is None else max_wait
     rates = [
         coordination.Rate(
@@ -108,13 +107,16 @@ def graph_slot(tenant: CustomerTenant, chats: Sequence[Chat], *, max_wait: float
             for chat in chats
         ),
     ]
-    wait = coordination.window_take(rates, max_wait=limit, slack=GRAPH_SEND_SLACK_SECONDS)
+    turn = coordination.window_take(rates, lateness=f"graph-app:{tenant.vendor_id}", max_wait=limit)
     labels = {"vendor": tenant.vendor_id, "tenant": tenant.pk}
-    if wait > limit:
+    if not turn.reserved:
         metrics.graph_slot_deferrals.labels(**labels).inc()
-        raise SyncDeferred(wait, "graph_busy")
-    metrics.graph_slot_waits.labels(**labels).observe(wait)
-    return wait
+        raise SyncDeferred(turn.wait, "graph_busy")
+    metrics.graph_slot_waits.labels(**labels).observe(turn.wait)
+    try:
+        yield turn.wait
+    finally:
+        coordination.window_done(turn)
 
 
 def graph_batch_size() -> int:
@@ -364,10 +366,11 @@ def _round(runner: asyncio.Runner, session: graph.GraphSession, tenant: Customer
     if not ready:
         time.sleep(max(0.0, min(c.not_before for c in progress.pending) - now))
         return
-    time.sleep(graph_slot(tenant, [c.chat for c in ready]))
     requests = [session.messages_request(c.chat.graph_id, c.since, c.next_link) for c in ready]
-    # Even a single page goes as a batch: one round trip either way, and one way to read answers.
-    answers = runner.run(session.batch(requests))
+    with graph_turn(tenant, [c.chat for c in ready]) as wait:
+        time.sleep(wait)
+        # Even a single page goes as a batch: one round trip either way, and one way to read answers.
+        answers = runner.run(session.batch(requests))
     progress.requests += len(ready)
     pages = [
         (cursor, body)

@@ -23,6 +23,7 @@ __all__ = [
     "Busy",
     "Rate",
     "RedisError",
+    "Turn",
     "block",
     "blocked_for",
     "bucket_take",
@@ -35,6 +36,7 @@ __all__ = [
     "put",
     "put_new",
     "window_capacity",
+    "window_done",
     "window_take",
 ]
 
@@ -60,33 +62,44 @@ return tostring(wait)
 """
 
 
-# Sliding windows that schedule sends, the way a service counts them: a key holds the scheduled
-# sends (score: when, member: "count:id"). A call asks for `uses` sends on each key, all at one
-# time t: not before now nor before the key's last scheduled send (first come, first served), and
-# with at most `limit` sends in any window (t - seconds, t]. It moves t past the earliest sends
-# until the call fits in every key's window. Returns the seconds until t; the sends are recorded
-# when that is at most `max_wait`, else nothing is.
+# Sliding windows that schedule sends the way a service counts them: at most `limit` arrivals in
+# any `seconds`. A send arrives some time after its turn (a sleep, the network, the service's
+# queue), so each key holds, per turn, when its sends may have arrived by: the turn's time plus
+# the lateness seen lately, until the turn is over (`window_done`): then its end, by when they had
+# arrived for sure (score: that time, member: "count:id:turn time").
+#
+# A call asks for `uses` sends on each key, all at one time t ≥ now, such that no send that may
+# arrive within `seconds` before it (score > t - seconds) makes the window hold more than `limit`:
+# t moves past the earliest until the call fits every key. Returns the wait and t; the sends are
+# recorded when the wait is at most `max_wait`, else nothing is.
+#
+# Lateness: the most that any turn of the `lateness` key was late (its end minus its time),
+# halving every LATENESS_HALF_LIFE seconds, within [LATENESS_MIN, LATENESS_MAX].
 _WINDOW = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local max_wait = tonumber(ARGV[1])
 local id = ARGV[2]
+local low, high, half = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local late_key = KEYS[#KEYS]
+local windows = #KEYS - 1
+local saved = redis.call('HMGET', late_key, 'late', 'ts')
+local late = (tonumber(saved[1]) or 0) * 0.5 ^ (math.max(0, now - (tonumber(saved[2]) or now)) / half)
+late = math.min(high, math.max(low, late))
 local limits, seconds, uses = {}, {}, {}
 local t = now
 local function score(x) return string.format('%.6f', x) end
 local function count(member) return tonumber(string.match(member, '^(%d+):')) end
-for i = 1, #KEYS do
-  limits[i] = tonumber(ARGV[3 * i])
-  seconds[i] = tonumber(ARGV[3 * i + 1])
-  uses[i] = math.min(tonumber(ARGV[3 * i + 2]), limits[i])
+for i = 1, windows do
+  limits[i] = tonumber(ARGV[3 * i + 3])
+  seconds[i] = tonumber(ARGV[3 * i + 4])
+  uses[i] = math.min(tonumber(ARGV[3 * i + 5]), limits[i])
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', score(now - seconds[i]))
-  local last = redis.call('ZRANGE', KEYS[i], -1, -1, 'WITHSCORES')
-  if last[2] then t = math.max(t, tonumber(last[2])) end
 end
 local moved = true
 while moved do
   moved = false
-  for i = 1, #KEYS do
+  for i = 1, windows do
     local sends = redis.call('ZRANGEBYSCORE', KEYS[i], '(' .. score(t - seconds[i]), '+inf', 'WITHSCORES')
     local used = 0
     for j = 1, #sends, 2 do used = used + count(sends[j]) end
@@ -101,13 +114,34 @@ while moved do
 end
 local wait = t - now
 if wait <= max_wait then
-  for i = 1, #KEYS do
-    redis.call('ZADD', KEYS[i], score(t), uses[i] .. ':' .. id)
-    redis.call('PEXPIRE', KEYS[i], math.ceil((wait + seconds[i]) * 1000) + 1000)
+  for i = 1, windows do
+    redis.call('ZADD', KEYS[i], score(t + late), uses[i] .. ':' .. id .. ':' .. score(t))
+    redis.call('PEXPIRE', KEYS[i], math.ceil((wait + high + seconds[i] + 60) * 1000))
   end
 end
-return tostring(wait)
+return {tostring(wait), score(t)}
 """
+
+# A turn is over: its sends arrived by now. Each key's record of it ends now, and its lateness
+# (now minus its time) counts for the turns to come.
+_WINDOW_DONE = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local id, at, half = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local late_key = KEYS[#KEYS]
+for i = 1, #KEYS - 1 do
+  redis.call('ZADD', KEYS[i], 'XX', string.format('%.6f', now), ARGV[3 + i] .. ':' .. id .. ':' .. at)
+end
+local saved = redis.call('HMGET', late_key, 'late', 'ts')
+local late = (tonumber(saved[1]) or 0) * 0.5 ^ (math.max(0, now - (tonumber(saved[2]) or now)) / half)
+late = math.max(late, now - tonumber(at))
+redis.call('HSET', late_key, 'late', tostring(late), 'ts', tostring(now))
+redis.call('EXPIRE', late_key, math.ceil(half * 20))
+return tostring(late)
+"""
+LATENESS_MIN = 0.02
+LATENESS_MAX = 1.0
+LATENESS_HALF_LIFE = 30.0
 
 
 @lru_cache(maxsize=4)
@@ -172,25 +206,57 @@ class Rate:
     uses: int = 1
 
 
-def window_take(rates: Sequence[Rate], *, max_wait: float, slack: float = 0.0) -> float:
-    """Seconds until all the call's sends may go at once, counted as the service counts: a
-    sliding window per rate. The sends are reserved when that is at most `max_wait` (the caller
-    then waits that long and sends them together); more: nothing was taken.
+@dataclass(frozen=True)
+class Turn:
+    """Sends reserved by `window_take` (when `reserved`): due in `wait` seconds; `window_done`
+    when they are over."""
 
-    A rate of r per second allows max(1, floor(r)) sends in any window of that many / r
-    seconds, widened by `slack` seconds, so that sends that go out a little late still fit.
-    A call never counts more than a window holds: callers keep `uses` within it.
+    wait: float
+    reserved: bool
+    rates: tuple[Rate, ...]
+    lateness: str
+    id: str
+    at: str
+
+
+def _window_key(rate: Rate) -> str:
+    return key(f"window:{rate.name}")
+
+
+def window_take(rates: Sequence[Rate], *, lateness: str, max_wait: float) -> Turn:
+    """A turn for all the call's sends at once, counted as the service counts them: a sliding
+    window per rate, of the times the sends may reach it. The sends are reserved when the wait is
+    at most `max_wait` (the caller then waits, sends them together, and calls `window_done` once
+    answered, also when sending failed); more: nothing was taken, and only `wait` means anything.
+
+    A rate of r per second allows max(1, floor(r)) sends in any window of that many / r seconds.
+    `lateness` names whose lateness to allow for (sends that share a path to the service). A
+    call never counts more than a window holds: callers keep `uses` within `window_capacity`.
     """
-    args: list[str | float | int] = [max_wait, uuid.uuid4().hex]
+    turn_id = uuid.uuid4().hex
+    args: list[str | float | int] = [max_wait, turn_id, LATENESS_MIN, LATENESS_MAX, LATENESS_HALF_LIFE]
     for rate in rates:
-        limit = max(1, math.floor(rate.per_second))
-        args += [limit, limit / rate.per_second + slack, rate.uses]
-    keys = [key(f"window:{rate.name}") for rate in rates]
-    wait = float(client().eval(_WINDOW, len(keys), *keys, *args))
+        limit = window_capacity(rate.per_second)
+        args += [limit, limit / rate.per_second, rate.uses]
+    keys = [*(_window_key(rate) for rate in rates), key(f"lateness:{lateness}")]
+    wait_text, at_text = client().eval(_WINDOW, len(keys), *keys, *args)
+    wait = float(wait_text)
     # One figure per kind of window (`graph-chat:…` for a batch's chats together).
     for name in {rate.name.partition(":")[0]: rate.name for rate in rates}.values():
         metrics.bucket_waited(name, wait, max_wait)
-    return wait
+    at = at_text.decode() if isinstance(at_text, bytes) else str(at_text)
+    return Turn(wait, wait <= max_wait, tuple(rates), lateness, turn_id, at)
+
+
+def window_done(turn: Turn) -> float:
+    """The turn's sends were answered (or never went): they count as arrived by now. Returns
+    the lateness allowed for from now on (nothing changes for a turn not reserved)."""
+    if not turn.reserved:
+        return 0.0
+    keys = [*(_window_key(rate) for rate in turn.rates), key(f"lateness:{turn.lateness}")]
+    uses = [min(rate.uses, window_capacity(rate.per_second)) for rate in turn.rates]
+    args: list[str | float | int] = [turn.id, turn.at, LATENESS_HALF_LIFE, *uses]
+    return float(client().eval(_WINDOW_DONE, len(keys), *keys, *args))
 
 
 def window_capacity(per_second: float) -> int:

@@ -39,11 +39,20 @@ def member(oid: str) -> TenantUser:
 class Socket:
     """A browser's websocket to the served portal, with that person's session cookie."""
 
-    def __init__(self, portal: PortalServer, devcloud: DevCloud, person: Person | None, path: str, origin: str = ""):
-        headers = {}
+    def __init__(
+        self,
+        portal: PortalServer,
+        devcloud: DevCloud,
+        person: Person | None,
+        path: str,
+        origin: str = "",
+        headers: dict[str, str] | None = None,
+    ):
+        headers = dict(headers or {})
         if person is not None:
             name = settings.SESSION_COOKIE_NAME
-            headers["Cookie"] = f"{name}={person.client.cookies[name].value}"
+            cookies = [f"{name}={person.client.cookies[name].value}", headers.pop("Cookie", "")]
+            headers["Cookie"] = "; ".join(c for c in cookies if c)
         self.connecting = connect(
             f"wss://{portal.host}{path}",
             ssl=devcloud.tls(),
@@ -238,3 +247,37 @@ def test_an_idle_socket_stays_open_and_still_hears_of_changes(
     quiet, events = run(scenario)
     assert quiet
     assert [m["html"] for m in events[-1]["messages"]] == ["<p>after a quiet while</p>"]
+
+
+def test_each_reader_gets_system_events_in_his_language(
+    people: dict[str, Person], devcloud_settings: DevCloud, portal: PortalServer
+) -> None:
+    """The worker draws the event; bob chose German (the cookie), alice's browser asks for
+    German (Accept-Language); another tab of alice's asks for English."""
+    chat = Chat.objects.get(tenant=member(BOB).tenant, topic="Q3 launch")
+    bob_member = member(BOB)
+    chat_sync_member(member=member(ALICE))
+    april = USERS["april"][1]
+
+    async def scenario() -> list[list[dict[str, Any]]]:
+        chosen = {"Cookie": f"{settings.LANGUAGE_COOKIE_NAME}=de"}
+        bob = Socket(portal, devcloud_settings, people["bob"], f"/ws/chat/{chat.pk}/", headers=chosen)
+        browser = {"Accept-Language": "de-DE,de;q=0.9,en;q=0.5"}
+        alice = Socket(portal, devcloud_settings, people["alice"], f"/ws/chat/{chat.pk}/", headers=browser)
+        english = Socket(portal, devcloud_settings, people["alice"], "/ws/chat/", headers={"Accept-Language": "en"})
+        sockets = [bob, alice, english]
+        for socket in sockets:
+            assert (await socket.connect())["type"] == "hello"
+        path = f"/chats/{quote(chat.graph_id, safe='')}/members"
+        devcloud_settings.control("POST", path, json={"user": april, "by": ALICE})
+        await in_thread(chat_sync_member, member=bob_member, chat_ids=[chat.graph_id], only=True)
+        seen = [(await events_until(socket, "messages"))[-1]["messages"] for socket in sockets]
+        for socket in sockets:
+            await socket.close()
+        return seen
+
+    bobs, alices, englishs = run(scenario)
+    assert [m["event"] for m in bobs] == ["April Appleton ist dem Chat beigetreten"]
+    assert [m["event"] for m in alices] == ["April Appleton ist dem Chat beigetreten"]
+    assert [m["event"] for m in englishs] == ["April Appleton joined the chat"]
+    assert all("translated" not in m for m in bobs + alices + englishs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import time
+from unittest import mock
 
 import pytest
 
@@ -46,39 +47,68 @@ def _over(sends: list[tuple[float, int]], *, limit: int, seconds: float) -> list
     return [t for t, _ in sends if sum(n for s, n in sends if t - seconds < s <= t) > limit]
 
 
+def take(*rates: coordination.Rate, max_wait: float = 5, lateness: str = "test") -> coordination.Turn:
+    return coordination.window_take(rates, lateness=lateness, max_wait=max_wait)
+
+
+LATE = coordination.LATENESS_MIN
+
+
 def test_a_window_schedules_a_batch_as_a_whole() -> None:
     tenant = coordination.Rate("w-tenant", 4, uses=4)
-    assert coordination.window_take([tenant], max_wait=5) == 0
-    # The window is full until the batch's second has passed: even one more send waits for it.
-    one = coordination.window_take([coordination.Rate("w-tenant", 4)], max_wait=5)
-    assert 0.9 < one <= 1.0
+    assert take(tenant).wait == 0
+    # The window is full until the batch's second has passed, and the time its sends may take
+    # to arrive: even one more send waits for it.
+    one = take(coordination.Rate("w-tenant", 4))
+    assert 0.95 + LATE < one.wait <= 1.0 + LATE
     # First come, first served: a later batch goes after the single send, and its window.
-    assert 1.9 < coordination.window_take([tenant], max_wait=5) <= 2.0
-
-
-def test_a_window_widened_by_slack() -> None:
-    assert coordination.window_take([coordination.Rate("w-slack", 2, uses=2)], max_wait=5, slack=0.5) == 0
-    assert 1.4 < coordination.window_take([coordination.Rate("w-slack", 2)], max_wait=5, slack=0.5) <= 1.5
+    assert 1.95 + 2 * LATE < take(tenant).wait <= 2.0 + 2 * LATE
 
 
 def test_a_rate_under_one_a_second_allows_one_send_per_its_interval() -> None:
     chat = coordination.Rate("w-chat", 0.5)
-    assert coordination.window_take([chat], max_wait=5) == 0
-    assert 1.9 < coordination.window_take([chat], max_wait=5) <= 2.0
+    assert take(chat).wait == 0
+    assert 1.95 + LATE < take(chat).wait <= 2.0 + LATE
+
+
+def test_a_turn_over_counts_from_when_it_was_answered() -> None:
+    first = take(coordination.Rate("w-done", 1))
+    time.sleep(0.3)
+    # Answered 0.3 s after its time: the next send goes a second after the answer, and every
+    # turn from now on allows for that lateness (while it lasts).
+    assert coordination.window_done(first) == pytest.approx(0.3, abs=0.05)
+    second = take(coordination.Rate("w-done", 1))
+    assert 0.95 < second.wait <= 1.0
+    coordination.window_done(second)
+    other = coordination.Rate("w-other", 1)
+    assert take(other).wait == 0
+    assert 1.25 < take(other).wait <= 1.36
+
+
+def test_lateness_fades() -> None:
+    turn = take(coordination.Rate("w-fade", 1), lateness="fade")
+    time.sleep(0.2)
+    coordination.window_done(turn)
+    with mock.patch.object(coordination, "LATENESS_HALF_LIFE", 0.05):
+        time.sleep(0.5)  # ten half-lives
+        assert take(coordination.Rate("w-faded", 1), lateness="fade").wait == 0
+        assert take(coordination.Rate("w-faded", 1), lateness="fade").wait <= 1.0 + 2 * LATE
 
 
 def test_a_window_too_far_away_reserves_nothing_on_any_key() -> None:
-    coordination.window_take([coordination.Rate("w-far", 1)], max_wait=5)
-    both = [coordination.Rate("w-far", 1), coordination.Rate("w-near", 1)]
-    assert coordination.window_take(both, max_wait=0.5) > 0.5
+    take(coordination.Rate("w-far", 1))
+    refused = take(coordination.Rate("w-far", 1), coordination.Rate("w-near", 1), max_wait=0.5)
+    assert refused.wait > 0.5 and not refused.reserved
+    assert coordination.window_done(refused) == 0
     # Nothing was recorded: `w-near` is free, and `w-far` has its one send only.
-    assert coordination.window_take([coordination.Rate("w-near", 1)], max_wait=0) == 0
-    assert 0.9 < coordination.window_take([coordination.Rate("w-far", 1)], max_wait=5) <= 1.0
+    assert take(coordination.Rate("w-near", 1), max_wait=0).wait == 0
+    assert 0.95 < take(coordination.Rate("w-far", 1)).wait <= 1.0 + LATE
 
 
 def test_every_window_of_a_schedule_stays_within_its_limits() -> None:
-    """Batches of any size across two tenants of one app, each send at its time as given:
-    no sliding window of the tenant's, the app's or a chat's holds more than its limit."""
+    """Batches of any size across two tenants of one app, each send arriving at its turn's
+    time, answered at once: no sliding window of the tenant's, the app's or a chat's holds
+    more than its limit."""
     rng = random.Random(7)  # noqa: S311 - a repeatable workload
     sends: dict[str, list[tuple[float, int]]] = {}
     start = time.monotonic()
@@ -90,9 +120,8 @@ def test_every_window_of_a_schedule_stays_within_its_limits() -> None:
             coordination.Rate("s-app", 8, uses=len(chats)),
             *(coordination.Rate(f"s-chat:{tenant}{chat}", 2) for chat in chats),
         ]
-        # A little slack: this clock and Redis's differ by the round trip.
-        wait = coordination.window_take(rates, max_wait=60, slack=0.01)
-        at = time.monotonic() - start + wait
+        turn = coordination.window_take(rates, lateness="s", max_wait=60)
+        at = time.monotonic() - start + turn.wait
         for rate in rates:
             sends.setdefault(rate.name, []).append((at, rate.uses))
     assert _over(sends["s-app"], limit=8, seconds=1) == []
