@@ -121,11 +121,19 @@ CACHES = {
 }
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "portal.channel_layer.WaitingRedisChannelLayer",
         "CONFIG": {
             # channels_redis waits for messages with a 5 s blocking pop: redis-py's default 5 s
-            # socket timeout would cut it (and every idle websocket with it).
-            "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+            # socket timeout would cut it (and every idle websocket with it). Per process, at most
+            # CHANNELS_REDIS_CONNECTIONS connections; more wait up to 10 s for one.
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "socket_timeout": 30,
+                    "max_connections": env_int("CHANNELS_REDIS_CONNECTIONS", 50),
+                    "timeout": 10,
+                }
+            ],
             "prefix": env_str("CHANNELS_PREFIX", "portal:channels"),
         },
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -281,3 +282,22 @@ def test_each_reader_gets_system_events_in_his_language(
     assert [m["event"] for m in alices] == ["April Appleton ist dem Chat beigetreten"]
     assert [m["event"] for m in englishs] == ["April Appleton joined the chat"]
     assert all("translated" not in m for m in bobs + alices + englishs)
+
+
+def test_a_burst_of_sockets_waits_for_the_channel_layers_connections(
+    people: dict[str, Person], devcloud_settings: DevCloud, portal: PortalServer, settings: Any
+) -> None:
+    """Thirty pages connecting at once with a pool of three Redis connections: each handshake
+    waits for a connection (redis-py's own pool would refuse some: "Too many connections")."""
+    layers = copy.deepcopy(settings.CHANNEL_LAYERS)
+    layers["default"]["CONFIG"]["hosts"][0]["max_connections"] = 3
+    settings.CHANNEL_LAYERS = layers
+
+    async def scenario() -> list[dict[str, Any]]:
+        sockets = [Socket(portal, devcloud_settings, people["bob"], "/ws/chat/") for _ in range(30)]
+        try:
+            return list(await asyncio.gather(*(socket.connect() for socket in sockets)))
+        finally:
+            await asyncio.gather(*(socket.close() for socket in sockets))
+
+    assert [event.get("type") for event in run(scenario)] == ["hello"] * 30
