@@ -9,7 +9,7 @@ request log as Graph counts them against its limits: each request inside a `$bat
 `$batch` envelope none (round trips are printed too). The minimum the API allows is one chat-list
 page per 50 chats plus, per chat, ceil(messages / 50) message pages (at least one).
 
-The syncs run with Graph's limits lifted, in devcloud and in the portal's token buckets, so that
+The syncs run with Graph's limits lifted, in devcloud and in the portal's send windows, so that
 their timings measure our code; at Graph's real limits (20 message requests/s per tenant, 1/s per
 chat) the first sync cannot be faster than the bound printed.
 
@@ -44,7 +44,7 @@ NO_LIMITS = {
     "graph_chat_messages_per_app_rps": 0,
     "graph_chat_messages_per_chat_rps": 0,
 }
-# The portal's buckets, high enough never to wait (read when Django sets up).
+# The portal's send windows, wide enough never to wait (read when Django sets up).
 LIFTED = {
     "GRAPH_CHAT_RPS_PER_TENANT": "1000000",
     "GRAPH_CHAT_RPS_PER_APP": "1000000",
@@ -263,7 +263,7 @@ def main() -> None:
         f"and {recorder.upsert_seconds:.2f} s in pages_upsert"
     )
     print(
-        "  Graph's limits were lifted (devcloud settings 0, portal buckets 1e6/s): the timing is our code's. "
+        "  Graph's limits were lifted (devcloud settings 0, portal windows 1e6/s): the timing is our code's. "
         f"At Graph's limits ({GRAPH_TENANT_RPS} message requests/s per tenant, {GRAPH_CHAT_RPS}/s per chat) "
         f"it takes at least {bound:.0f} s."
     )

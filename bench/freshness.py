@@ -6,10 +6,10 @@
 The portal runs as deployed: its ASGI server (uvicorn, HTTPS with devcloud's certificate: Graph
 notifies https URLs only, and the pages' websockets come to the same server), a Celery worker and
 beat, each a process of its own against PostgreSQL (`portal_bench_freshness`) and the bench's
-Redis database (`BENCH_REDIS_URL`). The worker runs 10 processes by default (the Procfile's 2 make
-the first syncs of 1,000 members take far longer: they sleep while waiting for Graph's buckets).
-devcloud keeps Graph's real limits (20 chat-message requests
-per second per tenant, 200 across tenants, 1 per chat) and delivers change notifications.
+Redis database (`BENCH_REDIS_URL`). The worker runs 10 processes by default (the Procfile's 2
+make the first syncs of 1,000 members take far longer: they sleep while waiting for their turns
+under Graph's limits). devcloud keeps Graph's real limits (20 chat-message requests per second
+per tenant, 200 across tenants, 1 per chat) and delivers change notifications.
 
 1. devcloud starts with a seed of its demo tenants plus `--tenants` organizations (`bench01.example`…),
    each with a Global Administrator; its generator gives each organization `--members` members and

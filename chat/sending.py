@@ -3,8 +3,8 @@ react to messages, start a chat.
 
 All run in the web request (the user waits for Graph's answer, a second or so) and land in the
 mirror at once, so the sender's other tabs and the other members see them without waiting for a
-sync. Sending shares Graph's chat-message limits with the sync (the same Redis buckets); when
-Graph or the buckets say "wait", the browser is told how long and keeps the text.
+sync. Sending shares Graph's chat-message limits with the sync (the same Redis windows); when
+Graph or our turn says "wait", the browser is told how long and keeps the text.
 """
 
 from __future__ import annotations

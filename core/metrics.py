@@ -89,7 +89,7 @@ bucket_refusals = Counter(
 )
 graph_slot_waits = Histogram(
     "portal_graph_slot_wait_seconds",
-    "Waits for a turn under Graph's chat message limits (tenant, app, chat buckets).",
+    "Waits for a turn under Graph's chat message limits (tenant, app and chat windows).",
     TENANT,
     buckets=WAIT_SECONDS,
 )
