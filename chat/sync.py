@@ -351,6 +351,41 @@ def _all_members(
             return members
 
 
+# System events after which a chat's members or topic are not what the mirror has.
+ROSTER_EVENTS = (
+    "membersAddedEventMessageDetail",
+    "membersDeletedEventMessageDetail",
+    "membersJoinedEventMessageDetail",
+    "membersLeftEventMessageDetail",
+    "chatRenamedEventMessageDetail",
+)
+
+
+def _roster_changed(items: list[dict[str, Any]]) -> bool:
+    return any(str((item.get("eventDetail") or {}).get("@odata.type", "")).endswith(ROSTER_EVENTS) for item in items)
+
+
+def _rosters(runner: asyncio.Runner, session: graph.GraphSession, progress: Progress, chats: list[Chat]) -> None:
+    """Chats whose new messages say that members came or went, or that the chat was renamed:
+    each read again with its members, into the mirror before those messages are shown (the page
+    then draws the new members and topic with them). A chat that cannot be read now is left to
+    the member's next listing of his chats."""
+    items = []
+    for chat in chats:
+        _renew(progress)
+        try:
+            item = runner.run(session.get_chat(chat.graph_id))
+            progress.requests += 1
+            if len(item.get("members") or []) >= graph.EXPANDED_MEMBERS_LIMIT:
+                item["members"] = _all_members(runner, session, chat.graph_id, progress)
+        except graph.GraphError as exc:
+            log.info("chat %s not read again after a change of its members: %s", chat.pk, exc.status)
+            continue
+        items.append(item)
+    if items:
+        services.chats_upsert(member=progress.state.member, items=items, complete=False)
+
+
 def _renew(progress: Progress) -> None:
     try:
         progress.lease.reacquire()  # still ours, for another CHAT_SYNC_LOCK_SECONDS
@@ -377,6 +412,10 @@ def _round(runner: asyncio.Runner, session: graph.GraphSession, tenant: Customer
         for cursor, (status, body, headers) in zip(ready, answers, strict=True)
         if _answer(cursor, status, body, headers, progress)
     ]
+    if progress.quiet:
+        # A notified change: the chat list was not read, so members and topic come from here.
+        changed = [c.chat for c, body in pages if c.since is not None and _roster_changed(body.get("value", []))]
+        _rosters(runner, session, progress, changed)
     _pages(pages, progress)
     if not progress.quiet:
         progress.state.refresh_from_db(fields=["chats_done", "chats_total", "messages_synced"])

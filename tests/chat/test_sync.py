@@ -203,3 +203,33 @@ def test_a_notified_chat_is_synced_while_the_members_own_sync_runs(
     with coordination.held(f"chat-sync:{bob.pk}", timeout=30, wait=0):  # a long sync of bob's
         chat_sync_member(member=bob, chat_ids=[chat.graph_id], only=True)
     assert Message.objects.filter(tenant=bob.tenant, chat=chat, body="<p>now</p>").exists()
+
+
+def test_a_notified_change_of_members_or_topic_reaches_the_mirror_with_its_event(
+    bob: TenantUser, devcloud_settings: DevCloud
+) -> None:
+    """A targeted sync reads no chat list: a system event says members came or went, or the chat
+    was renamed, and the chat is read again with its members."""
+    chat_sync_member(member=bob)
+    chat = Chat.objects.get(tenant=bob.tenant, topic="Q3 launch")
+    path = f"/chats/{quote(chat.graph_id, safe='')}"
+    april, tom = USERS["april"][1], USERS["tom"][1]
+    devcloud_settings.control("POST", f"{path}/members", json={"user": april, "by": USERS["alice"][1]})
+    devcloud_settings.control("DELETE", f"{path}/members/{tom}")
+    devcloud_settings.control("PATCH", path, json={"topic": "Q3 launch (final)", "by": BOB})
+    devcloud_settings.control("DELETE", "/requests")
+    chat_sync_member(member=bob, chat_ids=[chat.graph_id], only=True)
+    chat.refresh_from_db()
+    members = set(ChatMember.objects.filter(tenant=bob.tenant, chat=chat).values_list("oid", flat=True))
+    assert {str(oid) for oid in members} == {
+        m["userId"] for m in graph_truth(devcloud_settings, BOB)[chat.graph_id]["members"]
+    }
+    assert april in {str(oid) for oid in members} and tom not in {str(oid) for oid in members}
+    assert chat.topic == "Q3 launch (final)"
+    endpoints = [e["endpoint"] for e in devcloud_settings.requests(service="graph")]
+    assert endpoints.count("graph.get_chat") == 1 and "graph.list_chats" not in endpoints
+    # A message alone asks nothing more.
+    devcloud_settings.control("POST", f"{path}/messages", json={"from": BOB, "content": "<p>hello</p>"})
+    devcloud_settings.control("DELETE", "/requests")
+    chat_sync_member(member=bob, chat_ids=[chat.graph_id], only=True)
+    assert "graph.get_chat" not in [e["endpoint"] for e in devcloud_settings.requests(service="graph")]
