@@ -301,6 +301,8 @@ def profile(client: Any, url: str, requests: int) -> None:
 def main() -> None:
     args = arguments()
     devcloud = harness.start("chat_page")
+    from portal.startup import settle
+
     member, bob = set_up_bob(devcloud)
 
     started = time.perf_counter()
@@ -329,6 +331,7 @@ def main() -> None:
     for _ in range(args.warmup):
         for url in targets.values():
             get(bob.client, url)
+    settle()  # as a web process does once started (portal.asgi)
     times: dict[str, list[float]] = {name: [] for name in targets}
     db_times: dict[str, list[float]] = {name: [] for name in targets}
     for _ in range(args.requests):
