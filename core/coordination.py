@@ -127,20 +127,22 @@ return {tostring(wait), score(t)}
 _WINDOW_DONE = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-local id, at, half = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local id, at, half, high = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local late_key = KEYS[#KEYS]
 for i = 1, #KEYS - 1 do
-  redis.call('ZADD', KEYS[i], 'XX', string.format('%.6f', now), ARGV[3 + i] .. ':' .. id .. ':' .. at)
+  redis.call('ZADD', KEYS[i], 'XX', string.format('%.6f', now), ARGV[4 + i] .. ':' .. id .. ':' .. at)
 end
 local saved = redis.call('HMGET', late_key, 'late', 'ts')
 local late = (tonumber(saved[1]) or 0) * 0.5 ^ (math.max(0, now - (tonumber(saved[2]) or now)) / half)
-late = math.max(late, now - tonumber(at))
+late = math.min(high, math.max(late, now - tonumber(at)))
 redis.call('HSET', late_key, 'late', tostring(late), 'ts', tostring(now))
 redis.call('EXPIRE', late_key, math.ceil(half * 20))
 return tostring(late)
 """
 LATENESS_MIN = 0.02
-LATENESS_MAX = 1.0
+# A slow answer (Graph taking a second over a large batch) says little about when the requests
+# arrived, which is all that counts: at most this much is allowed for.
+LATENESS_MAX = 0.5
 LATENESS_HALF_LIFE = 30.0
 
 
@@ -255,7 +257,7 @@ def window_done(turn: Turn) -> float:
         return 0.0
     keys = [*(_window_key(rate) for rate in turn.rates), key(f"lateness:{turn.lateness}")]
     uses = [min(rate.uses, window_capacity(rate.per_second)) for rate in turn.rates]
-    args: list[str | float | int] = [turn.id, turn.at, LATENESS_HALF_LIFE, *uses]
+    args: list[str | float | int] = [turn.id, turn.at, LATENESS_HALF_LIFE, LATENESS_MAX, *uses]
     return float(client().eval(_WINDOW_DONE, len(keys), *keys, *args))
 
 

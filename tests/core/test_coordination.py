@@ -85,6 +85,16 @@ def test_a_turn_over_counts_from_when_it_was_answered() -> None:
     assert 1.25 < take(other).wait <= 1.36
 
 
+def test_lateness_allowed_for_has_a_ceiling() -> None:
+    """A slow answer says little about when the requests arrived: at most LATENESS_MAX counts."""
+    with mock.patch.object(coordination, "LATENESS_MAX", 0.1):
+        turn = take(coordination.Rate("w-slow", 1), lateness="slow")
+        time.sleep(0.3)
+        assert coordination.window_done(turn) == pytest.approx(0.1)
+        assert take(coordination.Rate("w-next", 1), lateness="slow").wait == 0
+        assert 1.05 < take(coordination.Rate("w-next", 1), lateness="slow").wait <= 1.1
+
+
 def test_lateness_fades() -> None:
     turn = take(coordination.Rate("w-fade", 1), lateness="fade")
     time.sleep(0.2)
