@@ -66,22 +66,6 @@ def _group_only(chat: Chat) -> None:
         raise ActionFailed(400, "not_group", _("Only group chats can be renamed or have people added or removed."))
 
 
-async def _chat_back(session: graph.GraphSession, chat_id: str) -> dict[str, Any]:
-    """The chat as Graph has it now, with all its members (`$expand` stops at 25)."""
-    item = await session.get_chat(chat_id)
-    if len(item.get("members") or []) >= graph.EXPANDED_MEMBERS_LIMIT:
-        members: list[dict[str, Any]] = []
-        next_link = None
-        while True:
-            page = await session.members_page(chat_id, next_link)
-            members += page.get("value", [])
-            next_link = page.get("@odata.nextLink")
-            if not next_link:
-                break
-        item["members"] = members
-    return item
-
-
 def _land(member: TenantUser, item: dict[str, Any]) -> Chat:
     """The chat Graph answered, in the mirror and on its members' pages; its new system message follows."""
     try:
@@ -139,7 +123,7 @@ def chat_hide(*, member: TenantUser, chat: Chat, hidden: bool) -> None:
             await session.hide_chat(chat.graph_id, **_me(member))
         else:
             await session.unhide_chat(chat.graph_id, **_me(member))
-        return await _chat_back(session, chat.graph_id)
+        return await session.chat_with_members(chat.graph_id)
 
     item = _as_member(member, hide)
     try:
@@ -163,7 +147,7 @@ def chat_rename(*, member: TenantUser, chat: Chat, topic: str) -> Chat:
 
     async def rename(session: graph.GraphSession) -> dict[str, Any]:
         await session.rename_chat(chat.graph_id, topic)
-        return await _chat_back(session, chat.graph_id)
+        return await session.chat_with_members(chat.graph_id)
 
     return _land(member, _as_member(member, rename))
 
@@ -178,7 +162,7 @@ def chat_member_add(*, member: TenantUser, chat: Chat, oid: str) -> Chat:
 
     async def add(session: graph.GraphSession) -> dict[str, Any]:
         await session.add_member(chat.graph_id, oid)
-        return await _chat_back(session, chat.graph_id)
+        return await session.chat_with_members(chat.graph_id)
 
     return _land(member, _as_member(member, add))
 
@@ -197,7 +181,7 @@ def chat_member_remove(*, member: TenantUser, chat: Chat, oid: str) -> bool:
         if not membership:
             raise graph.GraphError(404, "NotFound", "Teams does not list this person in the chat.")
         await session.remove_member(chat.graph_id, membership)
-        return None if leaving else await _chat_back(session, chat.graph_id)
+        return None if leaving else await session.chat_with_members(chat.graph_id)
 
     # Asked for by name: a token cached before the tenant granted it (its admin's, signed in to
     # connect the organization) does not hold it, and Entra adds it on refresh.

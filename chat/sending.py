@@ -172,22 +172,18 @@ def _send(member: TenantUser, chat: Chat, draft: Draft) -> Message:
             return g.reply_with_quote(chat.graph_id, draft.reply_to, html, mentions=mentions, images=draft.images)
         return g.send_message(chat.graph_id, html, mentions=mentions, images=draft.images)
 
-    message = _mirrored(chat, _in_turn(member, chat, post))
+    message = _mirrored(chat, _retrying(member, _turned(member, chat, post)))
     # Graph shows a hidden chat again to everyone once a message arrives in it.
     services.chat_unhide(chat=chat)
     return message
 
 
-def _in_turn(member: TenantUser, chat: Chat, call: Callable[[graph.GraphSession], Awaitable[T]]) -> T:
-    """A message-limited call in our turn (the token fetched before), retried as `_retrying` does."""
-    return _retrying(member, _turned(member, chat, call))
-
-
 def _turned(
     member: TenantUser, chat: Chat, call: Callable[[graph.GraphSession], Awaitable[T]]
 ) -> Callable[[graph.GraphSession], Awaitable[T]]:
-    """`call`, once its turn under Graph's chat-message limits (shared with the sync) has come;
-    the turn is over when Graph has answered."""
+    """`call`, once its turn under Graph's chat-message limits (shared with the sync) has come:
+    inside the member's session, so the token is fetched first; the turn is over when Graph has
+    answered."""
 
     async def in_turn(g: graph.GraphSession) -> T:
         try:

@@ -374,10 +374,8 @@ def _rosters(runner: asyncio.Runner, session: graph.GraphSession, progress: Prog
     for chat in chats:
         _renew(progress)
         try:
-            item = runner.run(session.get_chat(chat.graph_id))
+            item = runner.run(session.chat_with_members(chat.graph_id))
             progress.requests += 1
-            if len(item.get("members") or []) >= graph.EXPANDED_MEMBERS_LIMIT:
-                item["members"] = _all_members(runner, session, chat.graph_id, progress)
         except graph.GraphError as exc:
             log.info("chat %s not read again after a change of its members: %s", chat.pk, exc.status)
             continue

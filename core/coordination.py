@@ -75,20 +75,27 @@ return tostring(wait)
 #
 # Lateness: the most that any turn of the `lateness` key was late (its end minus its time),
 # halving every LATENESS_HALF_LIFE seconds, within [LATENESS_MIN, LATENESS_MAX].
-_WINDOW = """
+# Both scripts: Redis's clock, scores written alike, and the lateness kept under the last key.
+_WINDOW_COMMON = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local function score(x) return string.format('%.6f', x) end
+local late_key = KEYS[#KEYS]
+local function lateness(half)
+  local saved = redis.call('HMGET', late_key, 'late', 'ts')
+  return (tonumber(saved[1]) or 0) * 0.5 ^ (math.max(0, now - (tonumber(saved[2]) or now)) / half)
+end
+"""
+_WINDOW = (
+    _WINDOW_COMMON
+    + """
 local max_wait = tonumber(ARGV[1])
 local id = ARGV[2]
 local low, high, half = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local late_key = KEYS[#KEYS]
 local windows = #KEYS - 1
-local saved = redis.call('HMGET', late_key, 'late', 'ts')
-local late = (tonumber(saved[1]) or 0) * 0.5 ^ (math.max(0, now - (tonumber(saved[2]) or now)) / half)
-late = math.min(high, math.max(low, late))
+local late = math.min(high, math.max(low, lateness(half)))
 local limits, seconds, uses = {}, {}, {}
 local t = now
-local function score(x) return string.format('%.6f', x) end
 local function count(member) return tonumber(string.match(member, '^(%d+):')) end
 for i = 1, windows do
   limits[i] = tonumber(ARGV[3 * i + 3])
@@ -121,24 +128,23 @@ if wait <= max_wait then
 end
 return {tostring(wait), score(t)}
 """
+)
 
 # A turn is over: its sends arrived by now. Each key's record of it ends now, and its lateness
 # (now minus its time) counts for the turns to come.
-_WINDOW_DONE = """
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+_WINDOW_DONE = (
+    _WINDOW_COMMON
+    + """
 local id, at, half, high = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local late_key = KEYS[#KEYS]
 for i = 1, #KEYS - 1 do
-  redis.call('ZADD', KEYS[i], 'XX', string.format('%.6f', now), ARGV[4 + i] .. ':' .. id .. ':' .. at)
+  redis.call('ZADD', KEYS[i], 'XX', score(now), ARGV[4 + i] .. ':' .. id .. ':' .. at)
 end
-local saved = redis.call('HMGET', late_key, 'late', 'ts')
-local late = (tonumber(saved[1]) or 0) * 0.5 ^ (math.max(0, now - (tonumber(saved[2]) or now)) / half)
-late = math.min(high, math.max(late, now - tonumber(at)))
+local late = math.min(high, math.max(lateness(half), now - tonumber(at)))
 redis.call('HSET', late_key, 'late', tostring(late), 'ts', tostring(now))
 redis.call('EXPIRE', late_key, math.ceil(half * 20))
 return tostring(late)
 """
+)
 LATENESS_MIN = 0.02
 # A slow answer (Graph taking a second over a large batch) says little about when the requests
 # arrived, which is all that counts: at most this much is allowed for.

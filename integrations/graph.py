@@ -365,6 +365,21 @@ class GraphSession:
         chat: dict[str, Any] = await self._json(_with_enums(info))
         return chat
 
+    async def chat_with_members(self, chat_id: str) -> dict[str, Any]:
+        """The chat as Graph has it now, with all its members (`$expand` stops at 25)."""
+        item = await self.get_chat(chat_id)
+        if len(item.get("members") or []) >= EXPANDED_MEMBERS_LIMIT:
+            members: list[dict[str, Any]] = []
+            next_link = None
+            while True:
+                page = await self.members_page(chat_id, next_link)
+                members += page.get("value", [])
+                next_link = page.get("@odata.nextLink")
+                if not next_link:
+                    break
+            item["members"] = members
+        return item
+
     async def mark_chat_read(self, chat_id: str, *, user: str, tenant: str) -> None:
         """Read up to now, for the signed-in user (shared with Teams)."""
         body = MarkChatReadForUserPostRequestBody(user=_teamwork_user(user, tenant))
